@@ -1,0 +1,65 @@
+//! Engine.IO v4: packets, polling payloads, outbound wire forms and session ids.
+
+pub mod packet;
+pub mod payload;
+pub mod wire;
+
+use base64::Engine as _;
+
+/// A new unguessable session or socket id: 128 bits from the OS CSPRNG, base64url (22 chars).
+///
+/// # Panics
+/// If the OS random source fails, which leaves no safe way to go on.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("OS random source failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Engine.IO HTTP error codes, as the reference server sends them in `{"code":N,"message":..}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EioError {
+    UnknownTransport = 0,
+    UnknownSid = 1,
+    BadHandshakeMethod = 2,
+    BadRequest = 3,
+    Forbidden = 4,
+    UnsupportedProtocolVersion = 5,
+}
+
+impl EioError {
+    pub fn message(self) -> &'static str {
+        match self {
+            EioError::UnknownTransport => "Transport unknown",
+            EioError::UnknownSid => "Session ID unknown",
+            EioError::BadHandshakeMethod => "Bad handshake method",
+            EioError::BadRequest => "Bad request",
+            EioError::Forbidden => "Forbidden",
+            EioError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The JSON body of the error response.
+    pub fn body(self) -> String {
+        format!("{{\"code\":{},\"message\":\"{}\"}}", self as u8, self.message())
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            EioError::Forbidden => 403,
+            _ => 400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_and_url_safe() {
+        let a = super::new_id();
+        let b = super::new_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 22);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+}

@@ -1,0 +1,47 @@
+//! The `sio-edge` binary: read the configuration, bind, run the loop.
+
+use sio_edge::config::{Config, Flags};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let flags: Flags = argh::from_env();
+    let config = match Config::from_flags(flags, &|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sio-edge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = sio_edge::logger::init(&config.log) {
+        eprintln!("sio-edge: invalid log filter: {e}");
+        return ExitCode::from(2);
+    }
+    let addr = std::net::SocketAddr::new(config.host, config.port);
+    let listener = match bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sio-edge: cannot listen on {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
+    // Tests and supervisors read this line to learn the (possibly ephemeral) port.
+    println!("sio-edge listening on {local}");
+    let _ = std::io::stdout().flush();
+    log::info!("listening on {local} (path {}, profile {:?})", config.path, config.profile);
+    match sio_edge::server::run(listener, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Binds with mio, which sets SO_REUSEADDR and a listen backlog of 1024 (std uses 128).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let l = mio::net::TcpListener::bind(addr)?;
+    let fd: std::os::fd::OwnedFd = l.into();
+    Ok(std::net::TcpListener::from(fd))
+}

@@ -1,0 +1,127 @@
+//! One TCP connection: its stream, the bytes it has not parsed yet, its bounded outbound
+//! queue of shared buffers, and what protocol it speaks now. No protocol logic lives here.
+
+use bytes::{Buf, Bytes};
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::time::Instant;
+
+use crate::ws::frame::Opcode;
+
+/// Buffers one `writev` call takes at most.
+const MAX_IOVECS: usize = 64;
+
+/// What a connection carries now.
+#[derive(Debug)]
+pub enum ConnKind {
+    /// HTTP/1.1 requests; `pending_poll` is the session whose long-poll GET this connection holds.
+    Http { pending_poll: Option<usize> },
+    /// A WebSocket bound to an Engine.IO session (its transport, or probing an upgrade).
+    WebSocket {
+        session: usize,
+        /// A fragmented message being reassembled: its opcode and bytes so far.
+        fragment: Option<(Opcode, Vec<u8>)>,
+    },
+}
+
+/// Outbound bytes: shared buffers written front to back with vectored writes.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    bufs: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl OutQueue {
+    pub fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.len += b.len();
+            self.bufs.push_back(b);
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes as much as the socket takes. `Ok(n)` is the byte count written; a full socket
+    /// is not an error (the caller waits for writability when the queue is not empty).
+    ///
+    /// # Errors
+    /// Any I/O error other than `WouldBlock`/`Interrupted` is fatal for the connection.
+    pub fn write_to(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.bufs.is_empty() {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for (slot, b) in slices.iter_mut().zip(self.bufs.iter()) {
+                    *slot = IoSlice::new(b);
+                    count += 1;
+                }
+                stream.write_vectored(&slices[..count])
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    total += n;
+                    self.len -= n;
+                    while n > 0 {
+                        let front = self.bufs.front_mut().expect("written bytes came from queued buffers");
+                        if n >= front.len() {
+                            n -= front.len();
+                            self.bufs.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.bufs.is_empty() && self.bufs.capacity() > 16 {
+            // Give back the ring of a burst so idle connections stay small.
+            self.bufs = VecDeque::new();
+        }
+        Ok(total)
+    }
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    /// Unparsed input; empty (and unallocated) whenever the last read ended on a boundary.
+    pub rbuf: Vec<u8>,
+    pub out: OutQueue,
+    pub kind: ConnKind,
+    /// Close once `out` is written (after an error response or a close frame).
+    pub close_after_flush: bool,
+    /// Registered for writability (only while `out` could not be written in full).
+    pub want_write: bool,
+    /// Already on the server's list of connections to flush this loop turn.
+    pub dirty: bool,
+    pub last_active: Instant,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, now: Instant) -> Self {
+        Conn {
+            stream,
+            rbuf: Vec::new(),
+            out: OutQueue::default(),
+            kind: ConnKind::Http { pending_poll: None },
+            close_after_flush: false,
+            want_write: false,
+            dirty: false,
+            last_active: now,
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The event loop: one mio `Poll` owning the listener, every connection, Engine.IO session,
+//! Socket.IO socket, room and timer. Protocol handling lives in the sibling modules as further
+//! `impl Server` blocks: `http` (requests and routing), `engine` (Engine.IO sessions),
+//! `sio` (Socket.IO sockets and rooms), `api` (the internal HTTP API), `app` (event handlers).
+
+mod api;
+mod app;
+mod conn;
+mod engine;
+mod http;
+mod sio;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::engineio::wire::EncodeCounter;
+use crate::metrics::Metrics;
+use crate::timer::{Timer, Timers};
+use conn::{Conn, ConnKind};
+use engine::Session;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use sio::{Namespace, Socket};
+use slab::Slab;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+/// Connection `key` in the slab is registered as `Token(FIRST_CONN + key)`.
+const FIRST_CONN: usize = 16;
+/// One read buffer for the whole loop; per-connection buffers hold only partial input.
+const READ_BUF_LEN: usize = 64 * 1024;
+/// An HTTP connection with no request and no pending poll for this long is closed.
+const HTTP_IDLE: Duration = Duration::from_secs(60);
+/// How often idle HTTP connections are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Longest a shutdown waits for clients to receive their DISCONNECT.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(3000);
+
+/// All state of the server; only the loop thread touches it.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    signals: Signals,
+    pub(crate) config: Config,
+    verifier: Verifier,
+    conns: Slab<Conn>,
+    sessions: Slab<Session>,
+    /// Engine.IO sid -> session key.
+    sids: HashMap<String, usize>,
+    sockets: Slab<Socket>,
+    /// Socket.IO socket id -> socket key (every socket is in the room named by its id).
+    socket_ids: HashMap<String, usize>,
+    namespaces: Vec<Namespace>,
+    timers: Timers,
+    metrics: Metrics,
+    encodes: EncodeCounter,
+    read_buf: Vec<u8>,
+    /// Connections with queued output, flushed once at the end of each loop turn so every
+    /// frame queued for a socket during the turn goes out in one vectored write.
+    dirty: Vec<usize>,
+    /// Polling sessions (key, uid) whose held GET should be answered at the end of the turn.
+    dirty_polls: Vec<(usize, u64)>,
+    /// Scratch list of broadcast recipients, reused to avoid an allocation per broadcast.
+    scratch: Vec<usize>,
+    next_uid: u64,
+    broadcast_seq: u64,
+    shutting_down: bool,
+    accept_paused: bool,
+}
+
+/// Returns `true` for errors that mean "try again later", not failure.
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+impl Server {
+    /// Builds a server around a bound listener.
+    ///
+    /// # Errors
+    /// Creating the poll or registering the listener or signal handler failed.
+    pub fn new(listener: std::net::TcpListener, config: Config) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let namespaces = config.namespaces.iter().map(|n| Namespace::new(n.clone())).collect();
+        let mut timers = Timers::default();
+        timers.at(Instant::now() + SWEEP_EVERY, Timer::ConnIdle { token: usize::MAX, gen: 0 });
+        Ok(Server {
+            poll,
+            listener,
+            signals,
+            verifier: Verifier::new(&config),
+            config,
+            conns: Slab::with_capacity(1024),
+            sessions: Slab::with_capacity(1024),
+            sids: HashMap::new(),
+            sockets: Slab::with_capacity(1024),
+            socket_ids: HashMap::new(),
+            namespaces,
+            timers,
+            metrics: Metrics::default(),
+            encodes: EncodeCounter::default(),
+            read_buf: vec![0; READ_BUF_LEN],
+            dirty: Vec::new(),
+            dirty_polls: Vec::new(),
+            scratch: Vec::new(),
+            next_uid: 1,
+            broadcast_seq: 0,
+            shutting_down: false,
+            accept_paused: false,
+        })
+    }
+
+    /// Runs the loop until a SIGTERM/SIGINT shutdown completes.
+    ///
+    /// # Errors
+    /// Only a failure of the poll itself; connection errors close that connection.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.timers.next_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if interrupted(&e) {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.on_signal(),
+                    Token(t) if t >= FIRST_CONN => {
+                        let key = t - FIRST_CONN;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(key);
+                        }
+                        if event.is_writable() {
+                            self.mark_dirty(key);
+                        }
+                    }
+                    // Sporadic events for tokens we no longer own can be ignored.
+                    _ => {}
+                }
+            }
+            self.run_timers();
+            self.flush_dirty();
+            if self.shutting_down && self.shutdown_complete() {
+                log::info!("shutdown complete");
+                return Ok(());
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.shutting_down || self.conns.len() >= self.config.max_connections {
+                        self.metrics.connections_refused += 1;
+                        log::warn!("refusing connection from {peer}: connection limit {} reached", self.config.max_connections);
+                        drop(stream);
+                        continue;
+                    }
+                    self.add_conn(stream);
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors (or similar): stop accepting for a moment
+                    // instead of spinning on a listener that stays readable.
+                    log::warn!("accept failed: {e}; pausing accepts for 100 ms");
+                    if self.poll.registry().deregister(&mut self.listener).is_ok() {
+                        self.accept_paused = true;
+                        self.timers.at(Instant::now() + Duration::from_millis(100), Timer::ResumeAccept);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let token = Token(FIRST_CONN + entry.key());
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+            log::warn!("cannot register connection: {e}");
+            return;
+        }
+        entry.insert(Conn::new(stream, Instant::now()));
+        self.metrics.connections_accepted += 1;
+    }
+
+    /// Reads everything the socket has (up to a fairness cap) and hands it to the protocol.
+    fn on_readable(&mut self, key: usize) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut eof = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else { break };
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.metrics.bytes_in += n as u64;
+                    conn.last_active = Instant::now();
+                    self.on_data(key, &buf[..n]);
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::debug!("read error on connection {key}: {e}");
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+        if eof && self.conns.contains(key) {
+            self.close_conn(key, "transport close");
+        }
+    }
+
+    /// Appends new input to the connection and lets its protocol consume what it can.
+    fn on_data(&mut self, key: usize, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.close_after_flush {
+            return;
+        }
+        let mut input = std::mem::take(&mut conn.rbuf);
+        input.extend_from_slice(data);
+        let mut start = 0;
+        loop {
+            let Some(conn) = self.conns.get(key) else { return };
+            let was_http = matches!(conn.kind, ConnKind::Http { .. });
+            start += if was_http {
+                self.on_http_input(key, &input[start..])
+            } else {
+                self.on_ws_input(key, &input[start..])
+            };
+            let Some(conn) = self.conns.get(key) else { return };
+            // An HTTP upgrade hands any bytes after the request to the WebSocket layer.
+            let switched = was_http && matches!(conn.kind, ConnKind::WebSocket { .. });
+            if !(switched && start < input.len() && !conn.close_after_flush) {
+                break;
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            if start < input.len() {
+                input.drain(..start);
+                conn.rbuf = input;
+            }
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Queues bytes on a connection, enforcing the outbound limit.
+    ///
+    /// Returns `false` when the connection was closed as a slow client instead.
+    pub(crate) fn queue(&mut self, key: usize, bytes: bytes::Bytes) -> bool {
+        let limit = self.config.max_outbound_bytes;
+        let Some(conn) = self.conns.get_mut(key) else { return false };
+        conn.out.push(bytes);
+        self.metrics.packets_out += 1;
+        if conn.out.len() > limit {
+            self.metrics.slow_client_disconnects += 1;
+            log::warn!("closing slow client on connection {key}: {} bytes queued, limit {limit}", conn.out.len());
+            self.close_conn(key, "slow client: outbound queue full");
+            return false;
+        }
+        self.mark_dirty(key);
+        true
+    }
+
+    fn flush_dirty(&mut self) {
+        // Flushing can queue more (a close completing); loop until quiet.
+        while !self.dirty.is_empty() || !self.dirty_polls.is_empty() {
+            self.flush_polls();
+            let dirty = std::mem::take(&mut self.dirty);
+            for key in dirty {
+                self.flush_conn(key);
+            }
+        }
+    }
+
+    /// Writes a connection's queue; re-arms writability when the socket is full.
+    fn flush_conn(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.dirty = false;
+        match conn.out.write_to(&mut conn.stream) {
+            Ok(n) => self.metrics.bytes_out += n as u64,
+            Err(e) => {
+                log::debug!("write error on connection {key}: {e}");
+                self.close_conn(key, "transport error");
+                return;
+            }
+        }
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let token = Token(FIRST_CONN + key);
+        if conn.out.is_empty() {
+            if conn.close_after_flush {
+                self.close_conn(key, "closed after response");
+                return;
+            }
+            if conn.want_write {
+                conn.want_write = false;
+                let _ = self.poll.registry().reregister(&mut conn.stream, token, Interest::READABLE);
+            }
+            if !conn.rbuf.is_empty() && matches!(conn.kind, ConnKind::Http { pending_poll: None }) {
+                // Pipelined requests waited behind a long-poll; serve them now.
+                self.on_data(key, &[]);
+            }
+        } else if !conn.want_write {
+            conn.want_write = true;
+            let _ = self.poll.registry().reregister(&mut conn.stream, token, Interest::READABLE | Interest::WRITABLE);
+        }
+    }
+
+    /// Closes a connection and detaches it from its session.
+    pub(crate) fn close_conn(&mut self, key: usize, reason: &str) {
+        let Some(mut conn) = self.conns.try_remove(key) else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        log::debug!("connection {key} closed: {reason}");
+        match conn.kind {
+            ConnKind::Http { pending_poll: Some(s) } => {
+                if let Some(session) = self.sessions.get_mut(s) {
+                    if session.poll_conn == Some(key) {
+                        session.poll_conn = None;
+                    }
+                }
+            }
+            ConnKind::WebSocket { session, .. } => self.on_ws_closed(session, key, reason),
+            ConnKind::Http { pending_poll: None } => {}
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Ping { session, uid, gen } => self.on_ping_due(session, uid, gen),
+                Timer::PongDeadline { session, uid, gen } => self.on_pong_deadline(session, uid, gen),
+                Timer::ConnectTimeout { session, uid } => self.on_connect_timeout(session, uid),
+                Timer::ConnIdle { .. } => self.sweep_idle(now),
+                Timer::ResumeAccept => {
+                    if self.accept_paused && !self.shutting_down {
+                        self.accept_paused = false;
+                        let _ = self.poll.registry().register(&mut self.listener, LISTENER, Interest::READABLE);
+                        self.accept();
+                    }
+                }
+                Timer::ShutdownDeadline => {
+                    log::warn!("shutdown grace period over; closing remaining connections");
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for k in keys {
+                        self.close_conn(k, "server shutdown");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes HTTP connections that hold no request and no long-poll.
+    fn sweep_idle(&mut self, now: Instant) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ConnKind::Http { pending_poll: None }) && c.out.is_empty() && now.duration_since(c.last_active) > HTTP_IDLE)
+            .map(|(k, _)| k)
+            .collect();
+        for k in idle {
+            self.close_conn(k, "idle");
+        }
+        self.timers.at(now + SWEEP_EVERY, Timer::ConnIdle { token: usize::MAX, gen: 0 });
+    }
+
+    fn on_signal(&mut self) {
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.is_empty() || self.shutting_down {
+            return;
+        }
+        log::info!("signal {} received: disconnecting {} sockets and shutting down", got[0], self.sockets.len());
+        self.shutting_down = true;
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        self.timers.at(Instant::now() + SHUTDOWN_GRACE, Timer::ShutdownDeadline);
+        let sessions: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+        for s in sessions {
+            self.shutdown_session(s);
+        }
+        // Connections without a session have nothing to say goodbye to.
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ConnKind::Http { pending_poll: None }) && c.out.is_empty())
+            .map(|(k, _)| k)
+            .collect();
+        for k in idle {
+            self.close_conn(k, "server shutdown");
+        }
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        self.sessions.is_empty() && self.conns.iter().all(|(_, c)| c.out.is_empty() && matches!(c.kind, ConnKind::Http { .. }))
+    }
+
+    pub(crate) fn next_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+}
+
+/// Binds nothing itself: runs the server on an already bound listener (tests bind port 0,
+/// systemd can hand over a socket).
+///
+/// # Errors
+/// Setting up or running the poll failed.
+pub fn run(listener: std::net::TcpListener, config: Config) -> io::Result<()> {
+    Server::new(listener, config)?.run()
+}

@@ -1,0 +1,317 @@
+//! Socket.IO sockets on Engine.IO sessions: namespace CONNECT (with authentication),
+//! DISCONNECT, events and acks (binary attachments reassembled), rooms, and broadcast with
+//! one encode shared by every recipient.
+
+use super::engine::{CloseReason, PartialBinary};
+use super::Server;
+use crate::engineio::new_id;
+use crate::engineio::wire::Outbound;
+use crate::socketio::packet::{self, PacketType};
+use crate::socketio::{self as sio};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// A namespace and its rooms. Sid rooms are implicit (looked up in `socket_ids`) so an idle
+/// socket costs no room entry.
+#[derive(Debug)]
+pub struct Namespace {
+    pub name: String,
+    pub rooms: HashMap<String, HashSet<usize>>,
+    pub sockets: usize,
+}
+
+impl Namespace {
+    pub fn new(name: String) -> Self {
+        Namespace { name, rooms: HashMap::new(), sockets: 0 }
+    }
+}
+
+/// One Socket.IO socket: a session connected to a namespace.
+#[derive(Debug)]
+pub struct Socket {
+    pub id: String,
+    pub ns: usize,
+    pub session: usize,
+    /// The authenticated user, `None` for anonymous sockets.
+    pub user: Option<String>,
+    /// Rooms joined explicitly (the sid room is implicit).
+    pub rooms: Vec<String>,
+    /// Last broadcast that reached (or excluded) this socket; deduplicates overlapping rooms.
+    pub mark: u64,
+}
+
+impl Server {
+    fn sio_protocol_error(&mut self, s: usize, what: &str) {
+        self.metrics.protocol_errors += 1;
+        if let Some(session) = self.sessions.get(s) {
+            log::warn!("invalid Socket.IO packet on session {}: {what}; closing", session.sid);
+        }
+        self.close_session(s, CloseReason::ProtocolError);
+    }
+
+    /// The text of an Engine.IO message on a Socket.IO session.
+    pub(crate) fn on_sio_text(&mut self, s: usize, data: &[u8]) {
+        if self.sessions[s].partial.is_some() {
+            return self.sio_protocol_error(s, "text packet while attachments were expected");
+        }
+        let p = match packet::parse(data) {
+            Ok(p) => p,
+            Err(e) => return self.sio_protocol_error(s, &e.to_string()),
+        };
+        if p.kind == PacketType::Connect {
+            return self.sio_connect(s, p.namespace, p.data);
+        }
+        let Some(sock) = self.socket_in(s, p.namespace) else {
+            return self.sio_protocol_error(s, "packet for a namespace that is not connected");
+        };
+        match p.kind {
+            PacketType::Disconnect => self.remove_socket(sock, "client namespace disconnect"),
+            PacketType::Event | PacketType::Ack => {
+                let data = p.data.expect("parser requires a payload for events and acks");
+                if let Err(e) = packet::check_placeholders(&data, 0) {
+                    return self.sio_protocol_error(s, &e.to_string());
+                }
+                self.dispatch_packet(sock, p.kind, p.id, data, Vec::new());
+            }
+            PacketType::BinaryEvent | PacketType::BinaryAck => {
+                let data = p.data.expect("parser requires a payload for events and acks");
+                if p.attachments == 0 {
+                    if let Err(e) = packet::check_placeholders(&data, 0) {
+                        return self.sio_protocol_error(s, &e.to_string());
+                    }
+                    return self.dispatch_packet(sock, p.kind, p.id, data, Vec::new());
+                }
+                self.sessions[s].partial = Some(PartialBinary {
+                    socket: sock,
+                    kind: p.kind,
+                    id: p.id,
+                    data,
+                    expected: p.attachments,
+                    attachments: Vec::with_capacity(p.attachments),
+                });
+            }
+            PacketType::Connect | PacketType::ConnectError => self.sio_protocol_error(s, "client sent CONNECT_ERROR"),
+        }
+    }
+
+    /// A binary Engine.IO message: the next attachment of the pending binary packet.
+    pub(crate) fn on_sio_binary(&mut self, s: usize, data: Bytes) {
+        let Some(partial) = self.sessions[s].partial.as_mut() else {
+            return self.sio_protocol_error(s, "binary data without a binary packet");
+        };
+        partial.attachments.push(data);
+        if partial.attachments.len() < partial.expected {
+            return;
+        }
+        let p = self.sessions[s].partial.take().expect("checked above");
+        if let Err(e) = packet::check_placeholders(&p.data, p.expected) {
+            return self.sio_protocol_error(s, &e.to_string());
+        }
+        if self.sockets.contains(p.socket) {
+            self.dispatch_packet(p.socket, p.kind, p.id, p.data, p.attachments);
+        }
+    }
+
+    fn dispatch_packet(&mut self, sock: usize, kind: PacketType, id: Option<u64>, data: Value, attachments: Vec<Bytes>) {
+        match kind {
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Value::Array(mut args) = data else { return };
+                let name = match args.remove(0) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                self.on_event(sock, &name, args, attachments, id);
+            }
+            // The server asks for no acks yet, so a client ack has nothing to resolve.
+            _ => log::debug!("ignoring ack {id:?} from socket {}", self.sockets[sock].id),
+        }
+    }
+
+    /// The socket of session `s` in namespace `name`, if connected.
+    fn socket_in(&self, s: usize, name: &str) -> Option<usize> {
+        self.sessions[s]
+            .sockets
+            .iter()
+            .find(|&&(ns, _)| self.namespaces[ns].name == name)
+            .map(|&(_, sock)| sock)
+    }
+
+    fn sio_connect(&mut self, s: usize, name: &str, auth: Option<Value>) {
+        let Some(ns) = self.namespaces.iter().position(|n| n.name == name) else {
+            let msg = sio::message(PacketType::ConnectError, name, None, Some(&json!({"message": "Invalid namespace"})), Vec::new());
+            self.send(s, &Rc::new(msg));
+            return;
+        };
+        if let Some(sock) = self.socket_in(s, name) {
+            // Already connected: repeat the answer rather than create a twin.
+            let msg = sio::message(PacketType::Connect, name, None, Some(&json!({"sid": self.sockets[sock].id})), Vec::new());
+            self.send(s, &Rc::new(msg));
+            return;
+        }
+        let auth = auth.unwrap_or_else(|| json!({}));
+        let user = match self.authenticate(s, &auth) {
+            Ok(user) => user,
+            Err(reason) => {
+                self.metrics.auth_failures += 1;
+                log::warn!("unauthorized connect to {name} on session {}: {reason}", self.sessions[s].sid);
+                let body = json!({"message": "unauthorized", "data": {"reason": reason}});
+                let msg = sio::message(PacketType::ConnectError, name, None, Some(&body), Vec::new());
+                self.send(s, &Rc::new(msg));
+                return;
+            }
+        };
+        let id = new_id();
+        let sock = self.sockets.insert(Socket { id: id.clone(), ns, session: s, user: user.clone(), rooms: Vec::new(), mark: 0 });
+        self.socket_ids.insert(id.clone(), sock);
+        self.sessions[s].sockets.push((ns, sock));
+        self.namespaces[ns].sockets += 1;
+        if let Some(u) = &user {
+            self.join(sock, &format!("user:{u}"));
+        }
+        log::debug!("socket {id} connected to {name} (user {})", user.as_deref().unwrap_or("anonymous"));
+        let msg = sio::message(PacketType::Connect, name, None, Some(&json!({"sid": id})), Vec::new());
+        self.send(s, &Rc::new(msg));
+        self.on_connect(sock, &auth);
+    }
+
+    /// The user a CONNECT authenticates as: the auth object's `token`, else the handshake's
+    /// bearer token. `Ok(None)` is an anonymous socket where the configuration allows one.
+    fn authenticate(&self, s: usize, auth: &Value) -> Result<Option<String>, &'static str> {
+        if self.config.profile != crate::config::Profile::Production {
+            return Ok(None);
+        }
+        let token = match auth.get("token") {
+            Some(Value::String(t)) => Some(t.as_str()),
+            Some(Value::Null) | None => None,
+            Some(_) => return Err("token must be a string"),
+        }
+        .or(self.sessions[s].bearer.as_deref());
+        match token {
+            Some(t) => self.verifier.verify(t).map(|id| Some(id.user_id)).map_err(|e| e.reason()),
+            None if self.config.allow_anonymous => Ok(None),
+            None => Err(crate::auth::AuthError::MissingToken.reason()),
+        }
+    }
+
+    /// Removes a socket from its namespace, rooms and session.
+    pub(crate) fn remove_socket(&mut self, sock: usize, reason: &str) {
+        let Some(socket) = self.sockets.try_remove(sock) else { return };
+        self.socket_ids.remove(&socket.id);
+        let ns = &mut self.namespaces[socket.ns];
+        ns.sockets -= 1;
+        for room in &socket.rooms {
+            if let Some(members) = ns.rooms.get_mut(room) {
+                members.remove(&sock);
+                if members.is_empty() {
+                    ns.rooms.remove(room);
+                }
+            }
+        }
+        if let Some(session) = self.sessions.get_mut(socket.session) {
+            session.sockets.retain(|&(_, x)| x != sock);
+            if session.partial.as_ref().is_some_and(|p| p.socket == sock) {
+                session.partial = None;
+            }
+        }
+        log::debug!("socket {} (user {}) disconnected: {reason}", socket.id, socket.user.as_deref().unwrap_or("anonymous"));
+    }
+
+    pub(crate) fn join(&mut self, sock: usize, room: &str) {
+        let socket = &mut self.sockets[sock];
+        if socket.rooms.iter().any(|r| r == room) {
+            return;
+        }
+        socket.rooms.push(room.to_owned());
+        self.namespaces[socket.ns].rooms.entry(room.to_owned()).or_default().insert(sock);
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn leave(&mut self, sock: usize, room: &str) {
+        let socket = &mut self.sockets[sock];
+        let Some(i) = socket.rooms.iter().position(|r| r == room) else { return };
+        socket.rooms.swap_remove(i);
+        let rooms = &mut self.namespaces[socket.ns].rooms;
+        if let Some(members) = rooms.get_mut(room) {
+            members.remove(&sock);
+            if members.is_empty() {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    /// Sends `msg` to every socket of namespace `ns` in any of `rooms`, once each, except
+    /// sockets in `except` rooms and `except_socket`. The message is encoded at most once
+    /// per transport form; every recipient gets the same buffer. Returns the recipient count.
+    pub(crate) fn broadcast(&mut self, ns: usize, rooms: &[String], except: &[String], except_socket: Option<usize>, msg: Outbound) -> usize {
+        self.broadcast_seq += 1;
+        let seq = self.broadcast_seq;
+        let mut recipients = std::mem::take(&mut self.scratch);
+        recipients.clear();
+        let sockets = &mut self.sockets;
+        let socket_ids = &self.socket_ids;
+        let room_map = &self.namespaces[ns].rooms;
+        // Sid rooms resolve through the id index, restricted to this namespace.
+        let sid_room = |r: &str| socket_ids.get(r).copied();
+        for r in except {
+            if let Some(members) = room_map.get(r) {
+                for &m in members {
+                    sockets[m].mark = seq;
+                }
+            } else if let Some(m) = sid_room(r) {
+                sockets[m].mark = seq;
+            }
+        }
+        if let Some(m) = except_socket {
+            if let Some(s) = sockets.get_mut(m) {
+                s.mark = seq;
+            }
+        }
+        for r in rooms {
+            if let Some(members) = room_map.get(r) {
+                for &m in members {
+                    let s = &mut sockets[m];
+                    if s.mark != seq {
+                        s.mark = seq;
+                        recipients.push(m);
+                    }
+                }
+            } else if let Some(m) = sid_room(r) {
+                let s = &mut sockets[m];
+                if s.ns == ns && s.mark != seq {
+                    s.mark = seq;
+                    recipients.push(m);
+                }
+            }
+        }
+        let msg = Rc::new(msg);
+        let mut delivered = 0;
+        for &m in &recipients {
+            if let Some(socket) = self.sockets.get(m) {
+                if self.send(socket.session, &msg) {
+                    delivered += 1;
+                }
+            }
+        }
+        self.metrics.record_fanout(delivered as u64);
+        self.scratch = recipients;
+        delivered
+    }
+
+    /// Emits an event to one socket.
+    pub(crate) fn emit_to(&mut self, sock: usize, name: &str, args: &[Value], attachments: Vec<Bytes>) {
+        let Some(socket) = self.sockets.get(sock) else { return };
+        let msg = sio::event(&self.namespaces[socket.ns].name, name, args, attachments);
+        let s = socket.session;
+        self.send(s, &Rc::new(msg));
+    }
+
+    /// Answers a client's ack request.
+    pub(crate) fn ack(&mut self, sock: usize, id: u64, args: Vec<Value>, attachments: Vec<Bytes>) {
+        let Some(socket) = self.sockets.get(sock) else { return };
+        let msg = sio::message(PacketType::Ack, &self.namespaces[socket.ns].name, Some(id), Some(&Value::Array(args)), attachments);
+        let s = socket.session;
+        self.send(s, &Rc::new(msg));
+    }
+}

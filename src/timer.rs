@@ -1,0 +1,91 @@
+//! Deadlines without a runtime: a min-heap of `(Instant, seq)` entries. Cancelling is lazy:
+//! owners keep a generation and ignore entries whose generation is stale, so re-arming a
+//! heartbeat is one push and never a search.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// What a deadline is for. Session entries carry the session's unique id and the timer
+/// generation they were armed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Time to send a ping.
+    Ping { session: usize, uid: u64, gen: u64 },
+    /// The pong for the last ping is due.
+    PongDeadline { session: usize, uid: u64, gen: u64 },
+    /// The session must have connected a namespace by now.
+    ConnectTimeout { session: usize, uid: u64 },
+    /// An HTTP connection has been idle too long.
+    ConnIdle { token: usize, gen: u64 },
+    /// Resume accepting after running out of file descriptors.
+    ResumeAccept,
+    /// Give up flushing at shutdown.
+    ShutdownDeadline,
+}
+
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    seq: u64,
+}
+
+impl Timers {
+    pub fn at(&mut self, when: Instant, timer: Timer) {
+        self.seq += 1;
+        self.heap.push(Reverse((when, self.seq, timer)));
+    }
+
+    /// Time until the next deadline, rounded up to whole milliseconds so the poll never wakes
+    /// early and spins; `None` when nothing is armed.
+    pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        self.heap.peek().map(|Reverse((when, _, _))| {
+            let d = when.saturating_duration_since(now);
+            let ms = d.as_nanos().div_ceil(1_000_000) as u64;
+            Duration::from_millis(ms)
+        })
+    }
+
+    /// Pops one deadline that has passed.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse((when, _, _))) if *when <= now => self.heap.pop().map(|Reverse((_, _, t))| t),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_deadline_order_and_only_when_due() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        t.at(now + Duration::from_millis(20), Timer::ResumeAccept);
+        t.at(now + Duration::from_millis(10), Timer::ShutdownDeadline);
+        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.next_timeout(now), Some(Duration::from_millis(10)));
+        let later = now + Duration::from_millis(25);
+        assert_eq!(t.pop_due(later), Some(Timer::ShutdownDeadline));
+        assert_eq!(t.pop_due(later), Some(Timer::ResumeAccept));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn timeout_rounds_up() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        t.at(now + Duration::from_micros(1500), Timer::ResumeAccept);
+        assert_eq!(t.next_timeout(now), Some(Duration::from_millis(2)));
+    }
+}
