@@ -87,7 +87,11 @@ impl Verifier {
     pub fn new(config: &Config) -> Self {
         let pem = config.jwt_public_key.as_deref();
         Verifier {
-            hmac: config.jwt_secrets.iter().map(|s| DecodingKey::from_secret(s)).collect(),
+            hmac: config
+                .jwt_secrets
+                .iter()
+                .map(|s| DecodingKey::from_secret(s))
+                .collect(),
             rsa: pem.and_then(|p| DecodingKey::from_rsa_pem(p).ok()),
             ec: pem.and_then(|p| DecodingKey::from_ec_pem(p).ok()),
             issuer: config.jwt_issuer.clone(),
@@ -148,7 +152,9 @@ impl Verifier {
                         ErrorKind::InvalidIssuer => AuthError::BadIssuer,
                         ErrorKind::InvalidAudience => AuthError::BadAudience,
                         ErrorKind::InvalidAlgorithm => AuthError::BadAlgorithm,
-                        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => AuthError::BadClaims,
+                        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+                            AuthError::BadClaims
+                        }
                         _ => AuthError::Malformed,
                     };
                     // Only a signature mismatch means "try the next secret"; any other
@@ -194,26 +200,53 @@ mod tests {
     }
 
     fn hs(claims: Value, secret: &str) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[test]
     fn accepts_either_secret_and_reads_user_id() {
         let v = verifier(&["one", "two"]);
-        let id = v.verify(&hs(json!({"sub":"u1","exp":now()+60}), "one")).unwrap();
+        let id = v
+            .verify(&hs(json!({"sub":"u1","exp":now()+60}), "one"))
+            .unwrap();
         assert_eq!(id.user_id, "u1");
-        let id = v.verify(&hs(json!({"userId":42,"exp":now()+60}), "two")).unwrap();
+        let id = v
+            .verify(&hs(json!({"userId":42,"exp":now()+60}), "two"))
+            .unwrap();
         assert_eq!(id.user_id, "42");
     }
 
     #[test]
     fn refusals_name_the_rule() {
         let v = verifier(&["one"]);
-        assert_eq!(v.verify(&hs(json!({"sub":"u","exp":now()+60}), "zzz")), Err(AuthError::BadSignature));
-        assert_eq!(v.verify(&hs(json!({"sub":"u","exp":now()-3600}), "one")), Err(AuthError::Expired));
-        assert_eq!(v.verify(&hs(json!({"sub":"u","exp":now()+60,"nbf":now()+3600}), "one")), Err(AuthError::NotYetValid));
-        assert_eq!(v.verify(&hs(json!({"sub":"u"}), "one")), Err(AuthError::BadClaims));
-        assert_eq!(v.verify(&hs(json!({"exp":now()+60}), "one")), Err(AuthError::NoUserId));
+        assert_eq!(
+            v.verify(&hs(json!({"sub":"u","exp":now()+60}), "zzz")),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            v.verify(&hs(json!({"sub":"u","exp":now()-3600}), "one")),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            v.verify(&hs(
+                json!({"sub":"u","exp":now()+60,"nbf":now()+3600}),
+                "one"
+            )),
+            Err(AuthError::NotYetValid)
+        );
+        assert_eq!(
+            v.verify(&hs(json!({"sub":"u"}), "one")),
+            Err(AuthError::BadClaims)
+        );
+        assert_eq!(
+            v.verify(&hs(json!({"exp":now()+60}), "one")),
+            Err(AuthError::NoUserId)
+        );
         assert_eq!(v.verify(""), Err(AuthError::MissingToken));
         assert_eq!(v.verify("a.b"), Err(AuthError::Malformed));
     }
@@ -222,16 +255,30 @@ mod tests {
     fn alg_none_is_refused() {
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let token = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60)));
+        let token = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60))
+        );
         let err = verifier(&["one"]).verify(&token).unwrap_err();
-        assert!(matches!(err, AuthError::BadAlgorithm | AuthError::Malformed), "{err:?}");
+        assert!(
+            matches!(err, AuthError::BadAlgorithm | AuthError::Malformed),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn rs256_without_public_key_is_refused() {
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let token = format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(r#"{"sub":"u"}"#));
-        assert_eq!(verifier(&["one"]).verify(&token), Err(AuthError::BadAlgorithm));
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"sub":"u"}"#)
+        );
+        assert_eq!(
+            verifier(&["one"]).verify(&token),
+            Err(AuthError::BadAlgorithm)
+        );
     }
 }

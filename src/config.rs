@@ -178,7 +178,11 @@ fn env(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     lookup(name).filter(|v| !v.trim().is_empty())
 }
 
-fn parse_num<T: std::str::FromStr>(flag: Option<T>, var: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
+fn parse_num<T: std::str::FromStr>(
+    flag: Option<T>,
+    var: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<T>, ConfigError> {
     if flag.is_some() {
         return Ok(flag);
     }
@@ -201,10 +205,15 @@ impl Config {
     ///
     /// # Errors
     /// A message naming the bad setting.
-    pub fn from_flags(flags: Flags, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_flags(
+        flags: Flags,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         if flags.conformance && flags.bench {
-            return Err(bad("--conformance and --bench are different profiles; pick one"));
+            return Err(bad(
+                "--conformance and --bench are different profiles; pick one",
+            ));
         }
         if flags.conformance {
             c.profile = Profile::Conformance;
@@ -223,7 +232,10 @@ impl Config {
         }
 
         if let Some(h) = flags.host.or_else(|| env("SOCKET_IO_HOST", lookup)) {
-            c.host = h.trim().parse().map_err(|_| bad(format!("host {h:?} is not an IP address")))?;
+            c.host = h
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("host {h:?} is not an IP address")))?;
         }
         if let Some(p) = parse_num(flags.port, "SOCKET_IO_PORT", lookup)? {
             c.port = p;
@@ -234,22 +246,44 @@ impl Config {
             }
             c.path = if p.ends_with('/') { p } else { format!("{p}/") };
         }
-        if let Some(o) = flags.cors_origin.or_else(|| env("SOCKET_IO_CORS_ORIGIN", lookup)) {
-            let list: Vec<String> = o.split(',').map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect();
-            c.cors = if list.iter().any(|s| s == "*") { Cors::Any } else { Cors::List(list) };
+        if let Some(o) = flags
+            .cors_origin
+            .or_else(|| env("SOCKET_IO_CORS_ORIGIN", lookup))
+        {
+            let list: Vec<String> = o
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            c.cors = if list.iter().any(|s| s == "*") {
+                Cors::Any
+            } else {
+                Cors::List(list)
+            };
         }
         for s in [
             flags.jwt_secret.or_else(|| env("JWT_SECRET", lookup)),
-            flags.nextauth_secret.or_else(|| env("NEXTAUTH_SECRET", lookup)),
+            flags
+                .nextauth_secret
+                .or_else(|| env("NEXTAUTH_SECRET", lookup)),
         ]
         .into_iter()
         .flatten()
         {
             c.jwt_secrets.push(s.into_bytes());
         }
-        if let Some(path) = flags.jwt_public_key.or_else(|| env("JWT_PUBLIC_KEY_FILE", lookup).map(PathBuf::from)) {
-            let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read JWT public key {}: {e}", path.display())))?;
-            crate::auth::check_public_key(&pem).map_err(|e| bad(format!("JWT public key {}: {e}", path.display())))?;
+        if let Some(path) = flags
+            .jwt_public_key
+            .or_else(|| env("JWT_PUBLIC_KEY_FILE", lookup).map(PathBuf::from))
+        {
+            let pem = std::fs::read(&path).map_err(|e| {
+                bad(format!(
+                    "cannot read JWT public key {}: {e}",
+                    path.display()
+                ))
+            })?;
+            crate::auth::check_public_key(&pem)
+                .map_err(|e| bad(format!("JWT public key {}: {e}", path.display())))?;
             c.jwt_public_key = Some(pem);
         }
         c.jwt_issuer = flags.jwt_issuer.or_else(|| env("JWT_ISSUER", lookup));
@@ -278,18 +312,28 @@ impl Config {
         let mut extra = flags.namespace;
         if extra.is_empty() {
             if let Some(list) = env("SOCKET_IO_NAMESPACES", lookup) {
-                extra = list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                extra = list
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
             }
         }
         for ns in extra {
             if !ns.starts_with('/') || ns.contains(',') || ns.len() > 128 {
-                return Err(bad(format!("namespace {ns:?} must start with '/', have no ',' and be at most 128 bytes")));
+                return Err(bad(format!(
+                    "namespace {ns:?} must start with '/', have no ',' and be at most 128 bytes"
+                )));
             }
             if !c.namespaces.contains(&ns) {
                 c.namespaces.push(ns);
             }
         }
-        if let Some(n) = parse_num(flags.max_outbound_bytes, "SOCKET_IO_MAX_OUTBOUND_BYTES", lookup)? {
+        if let Some(n) = parse_num(
+            flags.max_outbound_bytes,
+            "SOCKET_IO_MAX_OUTBOUND_BYTES",
+            lookup,
+        )? {
             c.max_outbound_bytes = n;
         }
         if let Some(n) = parse_num(flags.max_api_body, "SOCKET_IO_MAX_API_BODY", lookup)? {
@@ -305,7 +349,9 @@ impl Config {
         }
 
         if c.ping_interval.is_zero() || c.ping_timeout.is_zero() || c.connect_timeout.is_zero() {
-            return Err(bad("ping interval, ping timeout and connect timeout must be above 0 ms"));
+            return Err(bad(
+                "ping interval, ping timeout and connect timeout must be above 0 ms",
+            ));
         }
         if c.max_payload < 64 {
             return Err(bad("max payload must be at least 64 bytes"));
@@ -316,7 +362,11 @@ impl Config {
         if c.max_connections == 0 {
             return Err(bad("max connections must be above 0"));
         }
-        if c.profile == Profile::Production && !c.allow_anonymous && c.jwt_secrets.is_empty() && c.jwt_public_key.is_none() {
+        if c.profile == Profile::Production
+            && !c.allow_anonymous
+            && c.jwt_secrets.is_empty()
+            && c.jwt_public_key.is_none()
+        {
             return Err(bad(
                 "no way to authenticate clients: set JWT_SECRET (or NEXTAUTH_SECRET, or a JWT public key), or pass --allow-anonymous for local development",
             ));
@@ -330,15 +380,28 @@ mod tests {
     use super::*;
 
     fn cfg(flags: Flags, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_flags(flags, &move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_flags(flags, &move |k| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
     fn env_is_read_and_flags_win() {
         let c = cfg(
-            Flags { port: Some(4000), ..Flags::default() },
-            &[("SOCKET_IO_PORT", "3002"), ("JWT_SECRET", "s"), ("SOCKET_IO_PING_INTERVAL", "1000"), ("SOCKETIO_API_KEY", "k-0123456789abcdef")],
+            Flags {
+                port: Some(4000),
+                ..Flags::default()
+            },
+            &[
+                ("SOCKET_IO_PORT", "3002"),
+                ("JWT_SECRET", "s"),
+                ("SOCKET_IO_PING_INTERVAL", "1000"),
+                ("SOCKETIO_API_KEY", "k-0123456789abcdef"),
+            ],
         )
         .unwrap();
         assert_eq!(c.port, 4000);
@@ -350,20 +413,46 @@ mod tests {
     fn production_without_auth_is_refused() {
         let e = cfg(Flags::default(), &[]).unwrap_err();
         assert!(e.to_string().contains("JWT_SECRET"));
-        assert!(cfg(Flags { allow_anonymous: true, ..Flags::default() }, &[]).is_ok());
+        assert!(cfg(
+            Flags {
+                allow_anonymous: true,
+                ..Flags::default()
+            },
+            &[]
+        )
+        .is_ok());
     }
 
     #[test]
     fn bad_numbers_and_namespaces_are_named() {
-        let e = cfg(Flags::default(), &[("SOCKET_IO_PORT", "x"), ("JWT_SECRET", "s")]).unwrap_err();
+        let e = cfg(
+            Flags::default(),
+            &[("SOCKET_IO_PORT", "x"), ("JWT_SECRET", "s")],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("SOCKET_IO_PORT"));
-        let e = cfg(Flags { namespace: vec!["admin".into()], allow_anonymous: true, ..Flags::default() }, &[]).unwrap_err();
+        let e = cfg(
+            Flags {
+                namespace: vec!["admin".into()],
+                allow_anonymous: true,
+                ..Flags::default()
+            },
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("admin"));
     }
 
     #[test]
     fn conformance_profile_defaults() {
-        let c = cfg(Flags { conformance: true, ..Flags::default() }, &[]).unwrap();
+        let c = cfg(
+            Flags {
+                conformance: true,
+                ..Flags::default()
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.port, 3000);
         assert_eq!(c.ping_interval, Duration::from_millis(300));
         assert_eq!(c.namespaces, vec!["/", "/custom"]);
@@ -372,7 +461,15 @@ mod tests {
 
     #[test]
     fn cors_list() {
-        let c = cfg(Flags { cors_origin: Some("http://a.test, http://b.test/".into()), allow_anonymous: true, ..Flags::default() }, &[]).unwrap();
+        let c = cfg(
+            Flags {
+                cors_origin: Some("http://a.test, http://b.test/".into()),
+                allow_anonymous: true,
+                ..Flags::default()
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.cors.allow("http://b.test"), Some("http://b.test"));
         assert_eq!(c.cors.allow("http://evil.test"), None);
     }

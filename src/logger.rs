@@ -29,7 +29,9 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let secs = now.as_secs();
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let line = format!(
@@ -51,11 +53,16 @@ impl Log for Logger {
 /// # Errors
 /// A message naming the part that is not a level.
 fn parse(filter: &str) -> Result<Logger, String> {
-    let mut logger = Logger { default: LevelFilter::Info, modules: Vec::new() };
+    let mut logger = Logger {
+        default: LevelFilter::Info,
+        modules: Vec::new(),
+    };
     for part in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('=') {
             Some((module, level)) => {
-                let level = level.parse().map_err(|_| format!("log level {level:?} in {filter:?}"))?;
+                let level = level
+                    .parse()
+                    .map_err(|_| format!("log level {level:?} in {filter:?}"))?;
                 logger.modules.push((module.trim().to_owned(), level));
             }
             None => match part.parse() {
@@ -74,7 +81,13 @@ fn parse(filter: &str) -> Result<Logger, String> {
 /// A bad filter string.
 pub fn init(filter: &str) -> Result<(), String> {
     let logger = parse(filter)?;
-    let max = logger.modules.iter().map(|(_, l)| *l).chain([logger.default]).max().unwrap_or(LevelFilter::Info);
+    let max = logger
+        .modules
+        .iter()
+        .map(|(_, l)| *l)
+        .chain([logger.default])
+        .max()
+        .unwrap_or(LevelFilter::Info);
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(max);
     }

@@ -25,11 +25,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let local = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
     // Tests and supervisors read this line to learn the (possibly ephemeral) port.
     println!("sio-edge listening on {local}");
     let _ = std::io::stdout().flush();
-    log::info!("listening on {local} (path {}, profile {:?})", config.path, config.profile);
+    log::info!(
+        "listening on {local} (path {}, profile {:?})",
+        config.path,
+        config.profile
+    );
     match sio_edge::server::run(listener, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,7 +34,10 @@ impl Metrics {
     pub fn record_fanout(&mut self, n: u64) {
         self.broadcasts += 1;
         self.broadcast_recipients += n;
-        let i = FANOUT_BOUNDS.iter().position(|&b| n <= b).unwrap_or(FANOUT_BOUNDS.len());
+        let i = FANOUT_BOUNDS
+            .iter()
+            .position(|&b| n <= b)
+            .unwrap_or(FANOUT_BOUNDS.len());
         self.fanout_buckets[i] += 1;
     }
 }
@@ -53,7 +56,10 @@ pub struct Gauges {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
@@ -64,27 +70,112 @@ fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
 pub fn render(m: &Metrics, g: &Gauges) -> String {
     let mut o = String::with_capacity(4096);
     let _ = writeln!(o, "# HELP sio_connections Open Engine.IO sessions by transport.\n# TYPE sio_connections gauge");
-    let _ = writeln!(o, "sio_connections{{transport=\"websocket\"}} {}", g.websocket_connections);
-    let _ = writeln!(o, "sio_connections{{transport=\"polling\"}} {}", g.polling_sessions);
-    gauge(&mut o, "sio_tcp_connections", "Open TCP connections.", g.open_tcp);
-    let _ = writeln!(o, "# HELP sio_sockets Connected Socket.IO sockets by namespace.\n# TYPE sio_sockets gauge");
+    let _ = writeln!(
+        o,
+        "sio_connections{{transport=\"websocket\"}} {}",
+        g.websocket_connections
+    );
+    let _ = writeln!(
+        o,
+        "sio_connections{{transport=\"polling\"}} {}",
+        g.polling_sessions
+    );
+    gauge(
+        &mut o,
+        "sio_tcp_connections",
+        "Open TCP connections.",
+        g.open_tcp,
+    );
+    let _ = writeln!(
+        o,
+        "# HELP sio_sockets Connected Socket.IO sockets by namespace.\n# TYPE sio_sockets gauge"
+    );
     for (ns, n) in &g.sockets_by_namespace {
-        let _ = writeln!(o, "sio_sockets{{namespace=\"{}\"}} {n}", ns.replace('\\', "\\\\").replace('"', "\\\""));
+        let _ = writeln!(
+            o,
+            "sio_sockets{{namespace=\"{}\"}} {n}",
+            ns.replace('\\', "\\\\").replace('"', "\\\"")
+        );
     }
-    gauge(&mut o, "sio_rooms", "Rooms with at least one member.", g.rooms);
-    gauge(&mut o, "sio_outbound_queued_bytes", "Bytes queued for clients, not yet written.", g.outbound_queued_bytes);
+    gauge(
+        &mut o,
+        "sio_rooms",
+        "Rooms with at least one member.",
+        g.rooms,
+    );
+    gauge(
+        &mut o,
+        "sio_outbound_queued_bytes",
+        "Bytes queued for clients, not yet written.",
+        g.outbound_queued_bytes,
+    );
     gauge(&mut o, "sio_timers", "Armed timer entries.", g.timers);
-    counter(&mut o, "sio_connections_accepted_total", "TCP connections accepted.", m.connections_accepted);
-    counter(&mut o, "sio_connections_refused_total", "TCP connections refused at the connection limit.", m.connections_refused);
-    counter(&mut o, "sio_sessions_opened_total", "Engine.IO sessions opened.", m.sessions_opened);
-    counter(&mut o, "sio_sessions_closed_total", "Engine.IO sessions closed.", m.sessions_closed);
-    counter(&mut o, "sio_packets_in_total", "Engine.IO packets received.", m.packets_in);
-    counter(&mut o, "sio_packets_out_total", "Engine.IO messages queued for clients.", m.packets_out);
-    counter(&mut o, "sio_bytes_in_total", "Bytes read from clients.", m.bytes_in);
-    counter(&mut o, "sio_bytes_out_total", "Bytes written to clients.", m.bytes_out);
-    counter(&mut o, "sio_broadcasts_total", "Room broadcasts.", m.broadcasts);
-    counter(&mut o, "sio_broadcast_recipients_total", "Sockets reached by broadcasts.", m.broadcast_recipients);
-    counter(&mut o, "sio_broadcast_encodes_total", "Wire forms encoded for outbound messages (one per message and transport form).", g.encodes);
+    counter(
+        &mut o,
+        "sio_connections_accepted_total",
+        "TCP connections accepted.",
+        m.connections_accepted,
+    );
+    counter(
+        &mut o,
+        "sio_connections_refused_total",
+        "TCP connections refused at the connection limit.",
+        m.connections_refused,
+    );
+    counter(
+        &mut o,
+        "sio_sessions_opened_total",
+        "Engine.IO sessions opened.",
+        m.sessions_opened,
+    );
+    counter(
+        &mut o,
+        "sio_sessions_closed_total",
+        "Engine.IO sessions closed.",
+        m.sessions_closed,
+    );
+    counter(
+        &mut o,
+        "sio_packets_in_total",
+        "Engine.IO packets received.",
+        m.packets_in,
+    );
+    counter(
+        &mut o,
+        "sio_packets_out_total",
+        "Engine.IO messages queued for clients.",
+        m.packets_out,
+    );
+    counter(
+        &mut o,
+        "sio_bytes_in_total",
+        "Bytes read from clients.",
+        m.bytes_in,
+    );
+    counter(
+        &mut o,
+        "sio_bytes_out_total",
+        "Bytes written to clients.",
+        m.bytes_out,
+    );
+    counter(
+        &mut o,
+        "sio_broadcasts_total",
+        "Room broadcasts.",
+        m.broadcasts,
+    );
+    counter(
+        &mut o,
+        "sio_broadcast_recipients_total",
+        "Sockets reached by broadcasts.",
+        m.broadcast_recipients,
+    );
+    counter(
+        &mut o,
+        "sio_broadcast_encodes_total",
+        "Wire forms encoded for outbound messages (one per message and transport form).",
+        g.encodes,
+    );
     let _ = writeln!(o, "# HELP sio_broadcast_fanout Recipients per broadcast.\n# TYPE sio_broadcast_fanout histogram");
     let mut cum = 0;
     for (i, b) in FANOUT_BOUNDS.iter().enumerate() {
@@ -93,15 +184,59 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     }
     cum += m.fanout_buckets[FANOUT_BOUNDS.len()];
     let _ = writeln!(o, "sio_broadcast_fanout_bucket{{le=\"+Inf\"}} {cum}");
-    let _ = writeln!(o, "sio_broadcast_fanout_sum {}\nsio_broadcast_fanout_count {}", m.broadcast_recipients, m.broadcasts);
-    counter(&mut o, "sio_auth_failures_total", "Namespace connects refused for authentication.", m.auth_failures);
-    counter(&mut o, "sio_slow_client_disconnects_total", "Clients disconnected for a full outbound queue.", m.slow_client_disconnects);
-    counter(&mut o, "sio_protocol_errors_total", "Malformed or invalid input that closed a connection or was refused.", m.protocol_errors);
-    counter(&mut o, "sio_http_errors_total", "HTTP requests answered with an error status.", m.http_errors);
-    counter(&mut o, "sio_ping_timeouts_total", "Sessions closed for a missing pong.", m.ping_timeouts);
-    counter(&mut o, "sio_api_requests_total", "Internal API requests.", m.api_requests);
-    counter(&mut o, "sio_api_unauthorized_total", "Internal API requests refused for a bad key.", m.api_unauthorized);
-    counter(&mut o, "sio_unknown_events_total", "Client events with no handler.", m.unknown_events);
+    let _ = writeln!(
+        o,
+        "sio_broadcast_fanout_sum {}\nsio_broadcast_fanout_count {}",
+        m.broadcast_recipients, m.broadcasts
+    );
+    counter(
+        &mut o,
+        "sio_auth_failures_total",
+        "Namespace connects refused for authentication.",
+        m.auth_failures,
+    );
+    counter(
+        &mut o,
+        "sio_slow_client_disconnects_total",
+        "Clients disconnected for a full outbound queue.",
+        m.slow_client_disconnects,
+    );
+    counter(
+        &mut o,
+        "sio_protocol_errors_total",
+        "Malformed or invalid input that closed a connection or was refused.",
+        m.protocol_errors,
+    );
+    counter(
+        &mut o,
+        "sio_http_errors_total",
+        "HTTP requests answered with an error status.",
+        m.http_errors,
+    );
+    counter(
+        &mut o,
+        "sio_ping_timeouts_total",
+        "Sessions closed for a missing pong.",
+        m.ping_timeouts,
+    );
+    counter(
+        &mut o,
+        "sio_api_requests_total",
+        "Internal API requests.",
+        m.api_requests,
+    );
+    counter(
+        &mut o,
+        "sio_api_unauthorized_total",
+        "Internal API requests refused for a bad key.",
+        m.api_unauthorized,
+    );
+    counter(
+        &mut o,
+        "sio_unknown_events_total",
+        "Client events with no handler.",
+        m.unknown_events,
+    );
     o
 }
 

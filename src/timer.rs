@@ -49,7 +49,9 @@ impl Timers {
     /// Pops one deadline that has passed.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {
-            Some(Reverse((when, _, _))) if *when <= now => self.heap.pop().map(|Reverse((_, _, t))| t),
+            Some(Reverse((when, _, _))) if *when <= now => {
+                self.heap.pop().map(|Reverse((_, _, t))| t)
+            }
             _ => None,
         }
     }

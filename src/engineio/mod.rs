@@ -41,7 +41,11 @@ impl EioError {
 
     /// The JSON body of the error response.
     pub fn body(self) -> String {
-        format!("{{\"code\":{},\"message\":\"{}\"}}", self as u8, self.message())
+        format!(
+            "{{\"code\":{},\"message\":\"{}\"}}",
+            self as u8,
+            self.message()
+        )
     }
 
     pub fn status(self) -> u16 {
@@ -60,6 +64,8 @@ mod tests {
         let b = super::new_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), 22);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 }

@@ -66,7 +66,13 @@ pub fn parse_polling_record(record: &[u8]) -> Result<Packet<'_>, PacketError> {
 }
 
 /// The OPEN packet body: exactly the five keys the official client reads, in reference order.
-pub fn open_packet(sid: &str, upgrades: bool, ping_interval: u64, ping_timeout: u64, max_payload: usize) -> String {
+pub fn open_packet(
+    sid: &str,
+    upgrades: bool,
+    ping_interval: u64,
+    ping_timeout: u64,
+    max_payload: usize,
+) -> String {
     format!(
         "0{{\"sid\":\"{sid}\",\"upgrades\":[{}],\"pingInterval\":{ping_interval},\"pingTimeout\":{ping_timeout},\"maxPayload\":{max_payload}}}",
         if upgrades { "\"websocket\"" } else { "" }
@@ -93,12 +99,18 @@ mod tests {
         assert_eq!(parse_text(b"").unwrap_err(), PacketError::Empty);
         assert_eq!(parse_text(b"abc").unwrap_err(), PacketError::UnknownType);
         assert_eq!(parse_text(b"7").unwrap_err(), PacketError::UnknownType);
-        assert_eq!(parse_polling_record(b"b!!!").unwrap_err(), PacketError::BadBase64);
+        assert_eq!(
+            parse_polling_record(b"b!!!").unwrap_err(),
+            PacketError::BadBase64
+        );
     }
 
     #[test]
     fn polling_binary_record_is_base64() {
-        assert_eq!(parse_polling_record(b"bAQID").unwrap(), Packet::Binary(vec![1, 2, 3]));
+        assert_eq!(
+            parse_polling_record(b"bAQID").unwrap(),
+            Packet::Binary(vec![1, 2, 3])
+        );
         assert_eq!(parse_polling_record(b"4x").unwrap(), Packet::Message(b"x"));
     }
 

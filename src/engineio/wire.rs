@@ -124,7 +124,9 @@ mod tests {
     fn ws_form_is_frames_and_built_once() {
         let c = EncodeCounter::default();
         let m = Outbound::new(vec![
-            Part::Text(Bytes::from_static(b"451-[\"x\",{\"_placeholder\":true,\"num\":0}]")),
+            Part::Text(Bytes::from_static(
+                b"451-[\"x\",{\"_placeholder\":true,\"num\":0}]",
+            )),
             Part::Binary(Bytes::from_static(&[1, 2, 3])),
         ]);
         let a = m.ws(&c);

@@ -144,7 +144,10 @@ impl<'a> Request<'a> {
     pub fn bearer(&self) -> Option<&'a str> {
         let auth = self.authorization?;
         let (scheme, token) = auth.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -178,12 +181,16 @@ mod tests {
         assert_eq!(r.bearer(), Some("tok.en"));
     });
 
-    req!(post_with_body_length, b"POST /api/emit HTTP/1.0\r\nContent-Length: 12\r\nx-api-key: k\r\n\r\n{\"a\":1}", |r| {
-        assert_eq!(r.content_length, Some(12));
-        assert_eq!(r.api_key, Some("k"));
-        assert!(!r.keep_alive());
-        assert_eq!(r.head_len, 61);
-    });
+    req!(
+        post_with_body_length,
+        b"POST /api/emit HTTP/1.0\r\nContent-Length: 12\r\nx-api-key: k\r\n\r\n{\"a\":1}",
+        |r| {
+            assert_eq!(r.content_length, Some(12));
+            assert_eq!(r.api_key, Some("k"));
+            assert!(!r.keep_alive());
+            assert_eq!(r.head_len, 61);
+        }
+    );
 
     #[test]
     fn partial_head_needs_more() {
@@ -192,7 +199,10 @@ mod tests {
 
     #[test]
     fn malformed_and_oversized_heads() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").unwrap_err(), RequestError::Malformed);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").unwrap_err(),
+            RequestError::Malformed
+        );
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD_LEN + 1));
         assert_eq!(parse(&big).unwrap_err(), RequestError::HeadTooLarge);
@@ -201,14 +211,17 @@ mod tests {
             RequestError::BadContentLength
         );
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err(),
+            parse(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err(),
             RequestError::BadContentLength
         );
     }
 
     #[test]
     fn bearer_requires_scheme() {
-        let r = parse(b"GET / HTTP/1.1\r\nAuthorization: Basic abc\r\n\r\n").unwrap().unwrap();
+        let r = parse(b"GET / HTTP/1.1\r\nAuthorization: Basic abc\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.bearer(), None);
     }
 }

@@ -33,7 +33,10 @@ impl Response {
     pub fn new(status: u16) -> Self {
         let mut head = Vec::with_capacity(256);
         head.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
-        Response { head, body: Vec::new() }
+        Response {
+            head,
+            body: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {

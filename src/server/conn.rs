@@ -72,7 +72,10 @@ impl OutQueue {
                     total += n;
                     self.len -= n;
                     while n > 0 {
-                        let front = self.bufs.front_mut().expect("written bytes came from queued buffers");
+                        let front = self
+                            .bufs
+                            .front_mut()
+                            .expect("written bytes came from queued buffers");
                         if n >= front.len() {
                             n -= front.len();
                             self.bufs.pop_front();

@@ -114,15 +114,30 @@ impl Server {
         let is_ws = match req.transport.as_deref() {
             Some("polling") => false,
             Some("websocket") => true,
-            _ => return self.respond_eio_error(key, origin, EioError::UnknownTransport, req.keep_alive),
+            _ => {
+                return self.respond_eio_error(
+                    key,
+                    origin,
+                    EioError::UnknownTransport,
+                    req.keep_alive,
+                )
+            }
         };
         if let Some(sid) = req.sid.as_deref() {
-            let Some(s) = self.lookup_session(sid).filter(|&s| self.sessions[s].endpoint == endpoint) else {
+            let Some(s) = self
+                .lookup_session(sid)
+                .filter(|&s| self.sessions[s].endpoint == endpoint)
+            else {
                 return self.respond_eio_error(key, origin, EioError::UnknownSid, req.keep_alive);
             };
             if is_ws {
                 if !req.upgrade_websocket {
-                    return self.respond_eio_error(key, origin, EioError::BadRequest, req.keep_alive);
+                    return self.respond_eio_error(
+                        key,
+                        origin,
+                        EioError::BadRequest,
+                        req.keep_alive,
+                    );
                 }
                 return self.upgrade_request(key, &req, s);
             }
@@ -137,13 +152,23 @@ impl Server {
             };
         }
         if req.method != "GET" {
-            return self.respond_eio_error(key, origin, EioError::BadHandshakeMethod, req.keep_alive);
+            return self.respond_eio_error(
+                key,
+                origin,
+                EioError::BadHandshakeMethod,
+                req.keep_alive,
+            );
         }
         if is_ws && !req.upgrade_websocket {
             return self.respond_eio_error(key, origin, EioError::BadRequest, req.keep_alive);
         }
         if req.eio.as_deref() != Some("4") {
-            return self.respond_eio_error(key, origin, EioError::UnsupportedProtocolVersion, req.keep_alive);
+            return self.respond_eio_error(
+                key,
+                origin,
+                EioError::UnsupportedProtocolVersion,
+                req.keep_alive,
+            );
         }
         if self.shutting_down {
             return self.respond_eio_error(key, origin, EioError::Forbidden, false);
@@ -174,7 +199,11 @@ impl Server {
             sid: sid.clone(),
             uid,
             endpoint,
-            transport: if is_ws { Transport::WebSocket(key) } else { Transport::Polling },
+            transport: if is_ws {
+                Transport::WebSocket(key)
+            } else {
+                Transport::Polling
+            },
             poll_conn: None,
             poll_origin: None,
             poll_keep_alive: true,
@@ -195,27 +224,55 @@ impl Server {
         self.sids.insert(sid.clone(), s);
         self.metrics.sessions_opened += 1;
         let cfg = &self.config;
-        let open = packet::open_packet(&sid, !is_ws, cfg.ping_interval.as_millis() as u64, cfg.ping_timeout.as_millis() as u64, cfg.max_payload);
-        log::debug!("session {sid} opened over {}", if is_ws { "websocket" } else { "polling" });
+        let open = packet::open_packet(
+            &sid,
+            !is_ws,
+            cfg.ping_interval.as_millis() as u64,
+            cfg.ping_timeout.as_millis() as u64,
+            cfg.max_payload,
+        );
+        log::debug!(
+            "session {sid} opened over {}",
+            if is_ws { "websocket" } else { "polling" }
+        );
         if is_ws {
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.kind = ConnKind::WebSocket { session: s, fragment: None };
+                conn.kind = ConnKind::WebSocket {
+                    session: s,
+                    fragment: None,
+                };
             }
             self.send(s, &Rc::new(Outbound::text(open)));
         } else {
-            let resp = self.cors(req.origin.as_deref(), Response::new(200)).body("text/plain; charset=UTF-8", open);
+            let resp = self
+                .cors(req.origin.as_deref(), Response::new(200))
+                .body("text/plain; charset=UTF-8", open);
             self.respond(key, resp, req.keep_alive);
         }
         let now = Instant::now();
-        self.timers.at(now + self.config.ping_interval, Timer::Ping { session: s, uid, gen: 0 });
+        self.timers.at(
+            now + self.config.ping_interval,
+            Timer::Ping {
+                session: s,
+                uid,
+                gen: 0,
+            },
+        );
         if endpoint == Endpoint::SocketIo {
-            self.timers.at(now + self.config.connect_timeout, Timer::ConnectTimeout { session: s, uid });
+            self.timers.at(
+                now + self.config.connect_timeout,
+                Timer::ConnectTimeout { session: s, uid },
+            );
         }
     }
 
     /// Answers the WebSocket upgrade handshake; `false` (after an error response) if invalid.
     fn ws_handshake(&mut self, key: usize, req: &Req) -> bool {
-        let Some(ws_key) = req.ws_key.as_deref().filter(|_| req.ws_version.as_deref() == Some("13")) else {
+        let Some(ws_key) = req
+            .ws_key
+            .as_deref()
+            .filter(|_| req.ws_version.as_deref() == Some("13"))
+        else {
             self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, false);
             return false;
         };
@@ -235,11 +292,17 @@ impl Server {
             session.upgrade_conn = Some(key);
         }
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.kind = ConnKind::WebSocket { session: s, fragment: None };
+            conn.kind = ConnKind::WebSocket {
+                session: s,
+                fragment: None,
+            };
         }
         if refuse {
             // The reference completes the handshake, then closes: one transport per session.
-            log::debug!("refusing a second websocket for session {}", self.sessions[s].sid);
+            log::debug!(
+                "refusing a second websocket for session {}",
+                self.sessions[s].sid
+            );
             self.close_ws(key, 1008);
         }
     }
@@ -256,9 +319,17 @@ impl Server {
     fn poll_get(&mut self, key: usize, req: &Req, s: usize) {
         let session = &mut self.sessions[s];
         if session.poll_conn.is_some_and(|c| c != key) {
-            log::warn!("second concurrent poll on session {}; closing it", session.sid);
+            log::warn!(
+                "second concurrent poll on session {}; closing it",
+                session.sid
+            );
             self.metrics.protocol_errors += 1;
-            self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, req.keep_alive);
+            self.respond_eio_error(
+                key,
+                req.origin.as_deref(),
+                EioError::BadRequest,
+                req.keep_alive,
+            );
             self.close_session(s, CloseReason::PollOverlap);
             return;
         }
@@ -267,7 +338,9 @@ impl Server {
         session.poll_keep_alive = req.keep_alive;
         let ready = !session.queue.is_empty() || session.probed;
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.kind = ConnKind::Http { pending_poll: Some(s) };
+            conn.kind = ConnKind::Http {
+                pending_poll: Some(s),
+            };
         }
         if ready {
             self.flush_poll(s);
@@ -282,8 +355,16 @@ impl Server {
                 Ok(p) => self.on_eio_packet(s, p, None),
                 Err(e) => {
                     self.metrics.protocol_errors += 1;
-                    log::warn!("invalid Engine.IO packet on session {}: {e}", self.sessions[s].sid);
-                    self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, req.keep_alive);
+                    log::warn!(
+                        "invalid Engine.IO packet on session {}: {e}",
+                        self.sessions[s].sid
+                    );
+                    self.respond_eio_error(
+                        key,
+                        req.origin.as_deref(),
+                        EioError::BadRequest,
+                        req.keep_alive,
+                    );
                     self.close_session(s, CloseReason::ProtocolError);
                     return;
                 }
@@ -292,7 +373,9 @@ impl Server {
                 break;
             }
         }
-        let resp = self.cors(req.origin.as_deref(), Response::new(200)).body("text/html", "ok");
+        let resp = self
+            .cors(req.origin.as_deref(), Response::new(200))
+            .body("text/html", "ok");
         self.respond(key, resp, req.keep_alive);
     }
 
@@ -319,13 +402,22 @@ impl Server {
             Packet::Binary(data) => match endpoint {
                 Endpoint::SocketIo => self.on_sio_binary(s, Bytes::from(data)),
                 Endpoint::Echo => {
-                    let msg = Outbound::new(vec![crate::engineio::wire::Part::Binary(Bytes::from(data))]);
+                    let msg =
+                        Outbound::new(vec![crate::engineio::wire::Part::Binary(Bytes::from(data))]);
                     self.send(s, &Rc::new(msg));
                 }
             },
             Packet::Ping(_) | Packet::Open | Packet::Upgrade => {
                 self.metrics.protocol_errors += 1;
-                log::warn!("unexpected Engine.IO packet on session {} ({}): closing", self.sessions[s].sid, if ws_conn.is_some() { "websocket" } else { "polling" });
+                log::warn!(
+                    "unexpected Engine.IO packet on session {} ({}): closing",
+                    self.sessions[s].sid,
+                    if ws_conn.is_some() {
+                        "websocket"
+                    } else {
+                        "polling"
+                    }
+                );
                 self.close_session(s, CloseReason::ProtocolError);
             }
         }
@@ -360,8 +452,12 @@ impl Server {
     fn on_ws_frame(&mut self, key: usize, f: frame::Frame) {
         use frame::Opcode;
         let max = self.config.max_payload;
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        let ConnKind::WebSocket { fragment, .. } = &mut conn.kind else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnKind::WebSocket { fragment, .. } = &mut conn.kind else {
+            return;
+        };
         match f.opcode {
             Opcode::Ping => {
                 let mut out = Vec::new();
@@ -395,9 +491,14 @@ impl Server {
     }
 
     fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: Vec<u8>) {
-        let Some(ConnKind::WebSocket { session: s, .. }) = self.conns.get(key).map(|c| &c.kind) else { return };
+        let Some(ConnKind::WebSocket { session: s, .. }) = self.conns.get(key).map(|c| &c.kind)
+        else {
+            return;
+        };
         let s = *s;
-        let Some(session) = self.sessions.get(s) else { return };
+        let Some(session) = self.sessions.get(s) else {
+            return;
+        };
         self.metrics.packets_in += 1;
         let probing = session.upgrade_conn == Some(key);
         if opcode == frame::Opcode::Binary {
@@ -465,7 +566,9 @@ impl Server {
     ///
     /// Returns `false` if the session is gone or was closed as a slow client.
     pub(crate) fn send(&mut self, s: usize, msg: &Rc<Outbound>) -> bool {
-        let Some(session) = self.sessions.get_mut(s) else { return false };
+        let Some(session) = self.sessions.get_mut(s) else {
+            return false;
+        };
         match session.transport {
             Transport::WebSocket(c) => {
                 let b = msg.ws(&self.encodes);
@@ -475,7 +578,11 @@ impl Server {
                 session.queued_bytes += msg.payload_len();
                 if session.queued_bytes > self.config.max_outbound_bytes {
                     self.metrics.slow_client_disconnects += 1;
-                    log::warn!("closing slow polling client {}: {} bytes queued", session.sid, session.queued_bytes);
+                    log::warn!(
+                        "closing slow polling client {}: {} bytes queued",
+                        session.sid,
+                        session.queued_bytes
+                    );
                     self.close_session(s, CloseReason::SlowClient);
                     return false;
                 }
@@ -523,7 +630,11 @@ impl Server {
         let bodies: Vec<Bytes> = items.iter().map(|m| m.polling(&self.encodes)).collect();
         let len = bodies.iter().map(Bytes::len).sum::<usize>() + bodies.len() - 1;
         self.answer_poll_parts(s, c, bodies, len);
-        if self.sessions.get(s).is_some_and(|x| x.draining && x.queue.is_empty()) {
+        if self
+            .sessions
+            .get(s)
+            .is_some_and(|x| x.draining && x.queue.is_empty())
+        {
             self.close_session(s, CloseReason::Shutdown);
         }
     }
@@ -542,7 +653,9 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(c) {
             conn.kind = ConnKind::Http { pending_poll: None };
         }
-        let head = self.cors(origin.as_deref(), Response::new(200)).finish_head("text/plain; charset=UTF-8", len, !keep_alive);
+        let head = self
+            .cors(origin.as_deref(), Response::new(200))
+            .finish_head("text/plain; charset=UTF-8", len, !keep_alive);
         if !self.queue(c, head) {
             return;
         }
@@ -560,11 +673,24 @@ impl Server {
     }
 
     pub(crate) fn on_ping_due(&mut self, s: usize, uid: u64, gen: u64) {
-        let Some(session) = self.sessions.get_mut(s).filter(|x| x.uid == uid && x.timer_gen == gen) else { return };
+        let Some(session) = self
+            .sessions
+            .get_mut(s)
+            .filter(|x| x.uid == uid && x.timer_gen == gen)
+        else {
+            return;
+        };
         let deadline = Instant::now() + self.config.ping_timeout;
         session.awaiting_pong = true;
         session.pong_deadline = Some(deadline);
-        self.timers.at(deadline, Timer::PongDeadline { session: s, uid, gen });
+        self.timers.at(
+            deadline,
+            Timer::PongDeadline {
+                session: s,
+                uid,
+                gen,
+            },
+        );
         self.send(s, &Rc::new(Outbound::text(Bytes::from_static(b"2"))));
     }
 
@@ -576,12 +702,23 @@ impl Server {
         session.awaiting_pong = false;
         session.pong_deadline = None;
         session.timer_gen += 1;
-        let timer = Timer::Ping { session: s, uid: session.uid, gen: session.timer_gen };
-        self.timers.at(Instant::now() + self.config.ping_interval, timer);
+        let timer = Timer::Ping {
+            session: s,
+            uid: session.uid,
+            gen: session.timer_gen,
+        };
+        self.timers
+            .at(Instant::now() + self.config.ping_interval, timer);
     }
 
     pub(crate) fn on_pong_deadline(&mut self, s: usize, uid: u64, gen: u64) {
-        let Some(session) = self.sessions.get(s).filter(|x| x.uid == uid && x.timer_gen == gen) else { return };
+        let Some(session) = self
+            .sessions
+            .get(s)
+            .filter(|x| x.uid == uid && x.timer_gen == gen)
+        else {
+            return;
+        };
         if session.awaiting_pong {
             self.metrics.ping_timeouts += 1;
             log::debug!("session {} missed its pong", session.sid);
@@ -590,15 +727,24 @@ impl Server {
     }
 
     pub(crate) fn on_connect_timeout(&mut self, s: usize, uid: u64) {
-        if self.sessions.get(s).is_some_and(|x| x.uid == uid && x.sockets.is_empty()) {
-            log::debug!("session {} connected no namespace in time", self.sessions[s].sid);
+        if self
+            .sessions
+            .get(s)
+            .is_some_and(|x| x.uid == uid && x.sockets.is_empty())
+        {
+            log::debug!(
+                "session {} connected no namespace in time",
+                self.sessions[s].sid
+            );
             self.close_session(s, CloseReason::ConnectTimeout);
         }
     }
 
     /// A WebSocket connection went away.
     pub(crate) fn on_ws_closed(&mut self, s: usize, key: usize, reason: &str) {
-        let Some(session) = self.sessions.get_mut(s) else { return };
+        let Some(session) = self.sessions.get_mut(s) else {
+            return;
+        };
         if session.upgrade_conn == Some(key) {
             session.upgrade_conn = None;
             session.probed = false;
@@ -610,7 +756,9 @@ impl Server {
 
     /// Ends a session: its sockets disconnect, a held poll is answered, its WebSocket closes.
     pub(crate) fn close_session(&mut self, s: usize, reason: CloseReason) {
-        let Some(session) = self.sessions.try_remove(s) else { return };
+        let Some(session) = self.sessions.try_remove(s) else {
+            return;
+        };
         self.sids.remove(&session.sid);
         self.metrics.sessions_closed += 1;
         log::debug!("session {} closed: {}", session.sid, reason.as_str());
@@ -619,12 +767,18 @@ impl Server {
         }
         if let Some(c) = session.poll_conn {
             // A client's own close releases the poll with a noop; anything else tells it to go.
-            let body: &'static [u8] = if reason == CloseReason::ClientClose { b"6" } else { b"1" };
+            let body: &'static [u8] = if reason == CloseReason::ClientClose {
+                b"6"
+            } else {
+                b"1"
+            };
             let keep_alive = session.poll_keep_alive && !self.shutting_down;
             if let Some(conn) = self.conns.get_mut(c) {
                 conn.kind = ConnKind::Http { pending_poll: None };
             }
-            let resp = self.cors(session.poll_origin.as_deref(), Response::new(200)).body("text/plain; charset=UTF-8", body);
+            let resp = self
+                .cors(session.poll_origin.as_deref(), Response::new(200))
+                .body("text/plain; charset=UTF-8", body);
             self.respond(c, resp, keep_alive);
         }
         if let Some(c) = session.upgrade_conn {
@@ -642,10 +796,18 @@ impl Server {
         let sockets = self.sessions[s].sockets.clone();
         for (ns, _) in sockets {
             let name = self.namespaces[ns].name.clone();
-            let msg = crate::socketio::message(crate::socketio::PacketType::Disconnect, &name, None, None, Vec::new());
+            let msg = crate::socketio::message(
+                crate::socketio::PacketType::Disconnect,
+                &name,
+                None,
+                None,
+                Vec::new(),
+            );
             self.send(s, &Rc::new(msg));
         }
-        let Some(session) = self.sessions.get_mut(s) else { return };
+        let Some(session) = self.sessions.get_mut(s) else {
+            return;
+        };
         match session.transport {
             Transport::WebSocket(_) => self.close_session(s, CloseReason::Shutdown),
             Transport::Polling => {

@@ -61,7 +61,9 @@ impl Server {
         if path == eio || path == eio.trim_end_matches('/') {
             return Route::Engine(Endpoint::SocketIo);
         }
-        if self.config.profile == crate::config::Profile::Conformance && (path == "/engine.io/" || path == "/engine.io") {
+        if self.config.profile == crate::config::Profile::Conformance
+            && (path == "/engine.io/" || path == "/engine.io")
+        {
             return Route::Engine(Endpoint::Echo);
         }
         match path {
@@ -77,9 +79,12 @@ impl Server {
     pub(crate) fn on_http_input(&mut self, key: usize, input: &[u8]) -> usize {
         let mut consumed = 0;
         loop {
-            let Some(conn) = self.conns.get(key) else { return input.len() };
+            let Some(conn) = self.conns.get(key) else {
+                return input.len();
+            };
             // Requests behind a held long-poll wait for it (HTTP/1.1 answers in order).
-            if conn.close_after_flush || !matches!(conn.kind, ConnKind::Http { pending_poll: None }) {
+            if conn.close_after_flush || !matches!(conn.kind, ConnKind::Http { pending_poll: None })
+            {
                 break;
             }
             let rest = &input[consumed..];
@@ -92,12 +97,22 @@ impl Server {
                 Err(e) => {
                     self.metrics.protocol_errors += 1;
                     log::warn!("bad HTTP request on connection {key}: {e}");
-                    self.respond(key, Response::new(e.status()).json(error_json(&e.to_string())), false);
+                    self.respond(
+                        key,
+                        Response::new(e.status()).json(error_json(&e.to_string())),
+                        false,
+                    );
                     return input.len();
                 }
             };
             if parsed.chunked {
-                self.respond(key, Response::new(411).json(error_json("chunked bodies are not accepted; send Content-Length")), false);
+                self.respond(
+                    key,
+                    Response::new(411).json(error_json(
+                        "chunked bodies are not accepted; send Content-Length",
+                    )),
+                    false,
+                );
                 return input.len();
             }
             let body_len = parsed.content_length.unwrap_or(0);
@@ -110,13 +125,18 @@ impl Server {
                 self.metrics.protocol_errors += 1;
                 let sid = parsed.query_param("sid").map(str::to_owned);
                 let origin = parsed.origin.map(str::to_owned);
-                log::warn!("request body of {body_len} bytes over the {limit}-byte limit on {}", parsed.path);
+                log::warn!(
+                    "request body of {body_len} bytes over the {limit}-byte limit on {}",
+                    parsed.path
+                );
                 if let (Route::Engine(_), Some(sid)) = (&route, sid) {
                     if let Some(&s) = self.sids.get(&sid) {
                         self.close_session(s, super::engine::CloseReason::PayloadTooLarge);
                     }
                 }
-                let resp = self.cors(origin.as_deref(), Response::new(413)).json(error_json(&format!("body larger than {limit} bytes")));
+                let resp = self
+                    .cors(origin.as_deref(), Response::new(413))
+                    .json(error_json(&format!("body larger than {limit} bytes")));
                 self.respond(key, resp, false);
                 return input.len();
             }
@@ -133,9 +153,10 @@ impl Server {
 
     fn dispatch(&mut self, key: usize, req: Req, route: Route) {
         if req.method == "OPTIONS" {
-            let mut resp = self
-                .cors(req.origin.as_deref(), Response::new(204))
-                .header("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE");
+            let mut resp = self.cors(req.origin.as_deref(), Response::new(204)).header(
+                "Access-Control-Allow-Methods",
+                "GET,HEAD,PUT,PATCH,POST,DELETE",
+            );
             if let Some(h) = &req.acr_headers {
                 resp = resp.header("Access-Control-Allow-Headers", h);
             }
@@ -144,7 +165,11 @@ impl Server {
         }
         match route {
             Route::Engine(endpoint) => self.on_engine_request(key, req, endpoint),
-            Route::Health => self.respond(key, Response::new(200).json(r#"{"status":"ok"}"#), req.keep_alive),
+            Route::Health => self.respond(
+                key,
+                Response::new(200).json(r#"{"status":"ok"}"#),
+                req.keep_alive,
+            ),
             Route::Ready => {
                 let resp = if self.shutting_down {
                     Response::new(503).json(r#"{"status":"shutting down"}"#)
@@ -155,12 +180,20 @@ impl Server {
             }
             Route::Metrics => {
                 let text = self.render_metrics();
-                self.respond(key, Response::new(200).body("text/plain; version=0.0.4", text), req.keep_alive);
+                self.respond(
+                    key,
+                    Response::new(200).body("text/plain; version=0.0.4", text),
+                    req.keep_alive,
+                );
             }
             Route::Emit => self.on_api_emit(key, req),
             Route::NotFound => {
                 self.metrics.http_errors += 1;
-                self.respond(key, Response::new(404).json(error_json("not found")), req.keep_alive);
+                self.respond(
+                    key,
+                    Response::new(404).json(error_json("not found")),
+                    req.keep_alive,
+                );
             }
         }
     }
@@ -189,9 +222,17 @@ impl Server {
     }
 
     /// An Engine.IO error: 400 (or 403) with `{"code":N,"message":"..."}`.
-    pub(crate) fn respond_eio_error(&mut self, key: usize, origin: Option<&str>, err: crate::engineio::EioError, keep_alive: bool) {
+    pub(crate) fn respond_eio_error(
+        &mut self,
+        key: usize,
+        origin: Option<&str>,
+        err: crate::engineio::EioError,
+        keep_alive: bool,
+    ) {
         self.metrics.http_errors += 1;
-        let resp = self.cors(origin, Response::new(err.status())).json(err.body());
+        let resp = self
+            .cors(origin, Response::new(err.status()))
+            .json(err.body());
         self.respond(key, resp, keep_alive);
     }
 }

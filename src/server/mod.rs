@@ -90,12 +90,24 @@ impl Server {
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let namespaces = config.namespaces.iter().map(|n| Namespace::new(n.clone())).collect();
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let namespaces = config
+            .namespaces
+            .iter()
+            .map(|n| Namespace::new(n.clone()))
+            .collect();
         let mut timers = Timers::default();
-        timers.at(Instant::now() + SWEEP_EVERY, Timer::ConnIdle { token: usize::MAX, gen: 0 });
+        timers.at(
+            Instant::now() + SWEEP_EVERY,
+            Timer::ConnIdle {
+                token: usize::MAX,
+                gen: 0,
+            },
+        );
         Ok(Server {
             poll,
             listener,
@@ -168,7 +180,10 @@ impl Server {
                 Ok((stream, peer)) => {
                     if self.shutting_down || self.conns.len() >= self.config.max_connections {
                         self.metrics.connections_refused += 1;
-                        log::warn!("refusing connection from {peer}: connection limit {} reached", self.config.max_connections);
+                        log::warn!(
+                            "refusing connection from {peer}: connection limit {} reached",
+                            self.config.max_connections
+                        );
                         drop(stream);
                         continue;
                     }
@@ -182,7 +197,10 @@ impl Server {
                     log::warn!("accept failed: {e}; pausing accepts for 100 ms");
                     if self.poll.registry().deregister(&mut self.listener).is_ok() {
                         self.accept_paused = true;
-                        self.timers.at(Instant::now() + Duration::from_millis(100), Timer::ResumeAccept);
+                        self.timers.at(
+                            Instant::now() + Duration::from_millis(100),
+                            Timer::ResumeAccept,
+                        );
                     }
                     return;
                 }
@@ -194,7 +212,11 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let token = Token(FIRST_CONN + entry.key());
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
             log::warn!("cannot register connection: {e}");
             return;
         }
@@ -206,8 +228,7 @@ impl Server {
     fn on_readable(&mut self, key: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut eof = false;
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else { break };
+        while let Some(conn) = self.conns.get_mut(key) {
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
@@ -235,7 +256,9 @@ impl Server {
 
     /// Appends new input to the connection and lets its protocol consume what it can.
     fn on_data(&mut self, key: usize, data: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.close_after_flush {
             return;
         }
@@ -243,14 +266,18 @@ impl Server {
         input.extend_from_slice(data);
         let mut start = 0;
         loop {
-            let Some(conn) = self.conns.get(key) else { return };
+            let Some(conn) = self.conns.get(key) else {
+                return;
+            };
             let was_http = matches!(conn.kind, ConnKind::Http { .. });
             start += if was_http {
                 self.on_http_input(key, &input[start..])
             } else {
                 self.on_ws_input(key, &input[start..])
             };
-            let Some(conn) = self.conns.get(key) else { return };
+            let Some(conn) = self.conns.get(key) else {
+                return;
+            };
             // An HTTP upgrade hands any bytes after the request to the WebSocket layer.
             let switched = was_http && matches!(conn.kind, ConnKind::WebSocket { .. });
             if !(switched && start < input.len() && !conn.close_after_flush) {
@@ -279,12 +306,17 @@ impl Server {
     /// Returns `false` when the connection was closed as a slow client instead.
     pub(crate) fn queue(&mut self, key: usize, bytes: bytes::Bytes) -> bool {
         let limit = self.config.max_outbound_bytes;
-        let Some(conn) = self.conns.get_mut(key) else { return false };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
         conn.out.push(bytes);
         self.metrics.packets_out += 1;
         if conn.out.len() > limit {
             self.metrics.slow_client_disconnects += 1;
-            log::warn!("closing slow client on connection {key}: {} bytes queued, limit {limit}", conn.out.len());
+            log::warn!(
+                "closing slow client on connection {key}: {} bytes queued, limit {limit}",
+                conn.out.len()
+            );
             self.close_conn(key, "slow client: outbound queue full");
             return false;
         }
@@ -305,7 +337,9 @@ impl Server {
 
     /// Writes a connection's queue; re-arms writability when the socket is full.
     fn flush_conn(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         conn.dirty = false;
         match conn.out.write_to(&mut conn.stream) {
             Ok(n) => self.metrics.bytes_out += n as u64,
@@ -315,7 +349,9 @@ impl Server {
                 return;
             }
         }
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         let token = Token(FIRST_CONN + key);
         if conn.out.is_empty() {
             if conn.close_after_flush {
@@ -324,7 +360,10 @@ impl Server {
             }
             if conn.want_write {
                 conn.want_write = false;
-                let _ = self.poll.registry().reregister(&mut conn.stream, token, Interest::READABLE);
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.stream, token, Interest::READABLE);
             }
             if !conn.rbuf.is_empty() && matches!(conn.kind, ConnKind::Http { pending_poll: None }) {
                 // Pipelined requests waited behind a long-poll; serve them now.
@@ -332,17 +371,25 @@ impl Server {
             }
         } else if !conn.want_write {
             conn.want_write = true;
-            let _ = self.poll.registry().reregister(&mut conn.stream, token, Interest::READABLE | Interest::WRITABLE);
+            let _ = self.poll.registry().reregister(
+                &mut conn.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            );
         }
     }
 
     /// Closes a connection and detaches it from its session.
     pub(crate) fn close_conn(&mut self, key: usize, reason: &str) {
-        let Some(mut conn) = self.conns.try_remove(key) else { return };
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("connection {key} closed: {reason}");
         match conn.kind {
-            ConnKind::Http { pending_poll: Some(s) } => {
+            ConnKind::Http {
+                pending_poll: Some(s),
+            } => {
                 if let Some(session) = self.sessions.get_mut(s) {
                     if session.poll_conn == Some(key) {
                         session.poll_conn = None;
@@ -359,13 +406,19 @@ impl Server {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::Ping { session, uid, gen } => self.on_ping_due(session, uid, gen),
-                Timer::PongDeadline { session, uid, gen } => self.on_pong_deadline(session, uid, gen),
+                Timer::PongDeadline { session, uid, gen } => {
+                    self.on_pong_deadline(session, uid, gen)
+                }
                 Timer::ConnectTimeout { session, uid } => self.on_connect_timeout(session, uid),
                 Timer::ConnIdle { .. } => self.sweep_idle(now),
                 Timer::ResumeAccept => {
                     if self.accept_paused && !self.shutting_down {
                         self.accept_paused = false;
-                        let _ = self.poll.registry().register(&mut self.listener, LISTENER, Interest::READABLE);
+                        let _ = self.poll.registry().register(
+                            &mut self.listener,
+                            LISTENER,
+                            Interest::READABLE,
+                        );
                         self.accept();
                     }
                 }
@@ -385,13 +438,23 @@ impl Server {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.kind, ConnKind::Http { pending_poll: None }) && c.out.is_empty() && now.duration_since(c.last_active) > HTTP_IDLE)
+            .filter(|(_, c)| {
+                matches!(c.kind, ConnKind::Http { pending_poll: None })
+                    && c.out.is_empty()
+                    && now.duration_since(c.last_active) > HTTP_IDLE
+            })
             .map(|(k, _)| k)
             .collect();
         for k in idle {
             self.close_conn(k, "idle");
         }
-        self.timers.at(now + SWEEP_EVERY, Timer::ConnIdle { token: usize::MAX, gen: 0 });
+        self.timers.at(
+            now + SWEEP_EVERY,
+            Timer::ConnIdle {
+                token: usize::MAX,
+                gen: 0,
+            },
+        );
     }
 
     fn on_signal(&mut self) {
@@ -399,10 +462,15 @@ impl Server {
         if got.is_empty() || self.shutting_down {
             return;
         }
-        log::info!("signal {} received: disconnecting {} sockets and shutting down", got[0], self.sockets.len());
+        log::info!(
+            "signal {} received: disconnecting {} sockets and shutting down",
+            got[0],
+            self.sockets.len()
+        );
         self.shutting_down = true;
         let _ = self.poll.registry().deregister(&mut self.listener);
-        self.timers.at(Instant::now() + SHUTDOWN_GRACE, Timer::ShutdownDeadline);
+        self.timers
+            .at(Instant::now() + SHUTDOWN_GRACE, Timer::ShutdownDeadline);
         let sessions: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
         for s in sessions {
             self.shutdown_session(s);
@@ -411,7 +479,9 @@ impl Server {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.kind, ConnKind::Http { pending_poll: None }) && c.out.is_empty())
+            .filter(|(_, c)| {
+                matches!(c.kind, ConnKind::Http { pending_poll: None }) && c.out.is_empty()
+            })
             .map(|(k, _)| k)
             .collect();
         for k in idle {
@@ -420,7 +490,11 @@ impl Server {
     }
 
     fn shutdown_complete(&self) -> bool {
-        self.sessions.is_empty() && self.conns.iter().all(|(_, c)| c.out.is_empty() && matches!(c.kind, ConnKind::Http { .. }))
+        self.sessions.is_empty()
+            && self
+                .conns
+                .iter()
+                .all(|(_, c)| c.out.is_empty() && matches!(c.kind, ConnKind::Http { .. }))
     }
 
     pub(crate) fn next_uid(&mut self) -> u64 {

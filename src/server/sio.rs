@@ -24,7 +24,11 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(name: String) -> Self {
-        Namespace { name, rooms: HashMap::new(), sockets: 0 }
+        Namespace {
+            name,
+            rooms: HashMap::new(),
+            sockets: 0,
+        }
     }
 }
 
@@ -46,7 +50,10 @@ impl Server {
     fn sio_protocol_error(&mut self, s: usize, what: &str) {
         self.metrics.protocol_errors += 1;
         if let Some(session) = self.sessions.get(s) {
-            log::warn!("invalid Socket.IO packet on session {}: {what}; closing", session.sid);
+            log::warn!(
+                "invalid Socket.IO packet on session {}: {what}; closing",
+                session.sid
+            );
         }
         self.close_session(s, CloseReason::ProtocolError);
     }
@@ -69,14 +76,18 @@ impl Server {
         match p.kind {
             PacketType::Disconnect => self.remove_socket(sock, "client namespace disconnect"),
             PacketType::Event | PacketType::Ack => {
-                let data = p.data.expect("parser requires a payload for events and acks");
+                let data = p
+                    .data
+                    .expect("parser requires a payload for events and acks");
                 if let Err(e) = packet::check_placeholders(&data, 0) {
                     return self.sio_protocol_error(s, &e.to_string());
                 }
                 self.dispatch_packet(sock, p.kind, p.id, data, Vec::new());
             }
             PacketType::BinaryEvent | PacketType::BinaryAck => {
-                let data = p.data.expect("parser requires a payload for events and acks");
+                let data = p
+                    .data
+                    .expect("parser requires a payload for events and acks");
                 if p.attachments == 0 {
                     if let Err(e) = packet::check_placeholders(&data, 0) {
                         return self.sio_protocol_error(s, &e.to_string());
@@ -92,7 +103,9 @@ impl Server {
                     attachments: Vec::with_capacity(p.attachments),
                 });
             }
-            PacketType::Connect | PacketType::ConnectError => self.sio_protocol_error(s, "client sent CONNECT_ERROR"),
+            PacketType::Connect | PacketType::ConnectError => {
+                self.sio_protocol_error(s, "client sent CONNECT_ERROR")
+            }
         }
     }
 
@@ -114,7 +127,14 @@ impl Server {
         }
     }
 
-    fn dispatch_packet(&mut self, sock: usize, kind: PacketType, id: Option<u64>, data: Value, attachments: Vec<Bytes>) {
+    fn dispatch_packet(
+        &mut self,
+        sock: usize,
+        kind: PacketType,
+        id: Option<u64>,
+        data: Value,
+        attachments: Vec<Bytes>,
+    ) {
         match kind {
             PacketType::Event | PacketType::BinaryEvent => {
                 let Value::Array(mut args) = data else { return };
@@ -140,13 +160,25 @@ impl Server {
 
     fn sio_connect(&mut self, s: usize, name: &str, auth: Option<Value>) {
         let Some(ns) = self.namespaces.iter().position(|n| n.name == name) else {
-            let msg = sio::message(PacketType::ConnectError, name, None, Some(&json!({"message": "Invalid namespace"})), Vec::new());
+            let msg = sio::message(
+                PacketType::ConnectError,
+                name,
+                None,
+                Some(&json!({"message": "Invalid namespace"})),
+                Vec::new(),
+            );
             self.send(s, &Rc::new(msg));
             return;
         };
         if let Some(sock) = self.socket_in(s, name) {
             // Already connected: repeat the answer rather than create a twin.
-            let msg = sio::message(PacketType::Connect, name, None, Some(&json!({"sid": self.sockets[sock].id})), Vec::new());
+            let msg = sio::message(
+                PacketType::Connect,
+                name,
+                None,
+                Some(&json!({"sid": self.sockets[sock].id})),
+                Vec::new(),
+            );
             self.send(s, &Rc::new(msg));
             return;
         }
@@ -155,23 +187,48 @@ impl Server {
             Ok(user) => user,
             Err(reason) => {
                 self.metrics.auth_failures += 1;
-                log::warn!("unauthorized connect to {name} on session {}: {reason}", self.sessions[s].sid);
+                log::warn!(
+                    "unauthorized connect to {name} on session {}: {reason}",
+                    self.sessions[s].sid
+                );
                 let body = json!({"message": "unauthorized", "data": {"reason": reason}});
-                let msg = sio::message(PacketType::ConnectError, name, None, Some(&body), Vec::new());
+                let msg = sio::message(
+                    PacketType::ConnectError,
+                    name,
+                    None,
+                    Some(&body),
+                    Vec::new(),
+                );
                 self.send(s, &Rc::new(msg));
                 return;
             }
         };
         let id = new_id();
-        let sock = self.sockets.insert(Socket { id: id.clone(), ns, session: s, user: user.clone(), rooms: Vec::new(), mark: 0 });
+        let sock = self.sockets.insert(Socket {
+            id: id.clone(),
+            ns,
+            session: s,
+            user: user.clone(),
+            rooms: Vec::new(),
+            mark: 0,
+        });
         self.socket_ids.insert(id.clone(), sock);
         self.sessions[s].sockets.push((ns, sock));
         self.namespaces[ns].sockets += 1;
         if let Some(u) = &user {
             self.join(sock, &format!("user:{u}"));
         }
-        log::debug!("socket {id} connected to {name} (user {})", user.as_deref().unwrap_or("anonymous"));
-        let msg = sio::message(PacketType::Connect, name, None, Some(&json!({"sid": id})), Vec::new());
+        log::debug!(
+            "socket {id} connected to {name} (user {})",
+            user.as_deref().unwrap_or("anonymous")
+        );
+        let msg = sio::message(
+            PacketType::Connect,
+            name,
+            None,
+            Some(&json!({"sid": id})),
+            Vec::new(),
+        );
         self.send(s, &Rc::new(msg));
         self.on_connect(sock, &auth);
     }
@@ -189,7 +246,11 @@ impl Server {
         }
         .or(self.sessions[s].bearer.as_deref());
         match token {
-            Some(t) => self.verifier.verify(t).map(|id| Some(id.user_id)).map_err(|e| e.reason()),
+            Some(t) => self
+                .verifier
+                .verify(t)
+                .map(|id| Some(id.user_id))
+                .map_err(|e| e.reason()),
             None if self.config.allow_anonymous => Ok(None),
             None => Err(crate::auth::AuthError::MissingToken.reason()),
         }
@@ -197,7 +258,9 @@ impl Server {
 
     /// Removes a socket from its namespace, rooms and session.
     pub(crate) fn remove_socket(&mut self, sock: usize, reason: &str) {
-        let Some(socket) = self.sockets.try_remove(sock) else { return };
+        let Some(socket) = self.sockets.try_remove(sock) else {
+            return;
+        };
         self.socket_ids.remove(&socket.id);
         let ns = &mut self.namespaces[socket.ns];
         ns.sockets -= 1;
@@ -215,7 +278,11 @@ impl Server {
                 session.partial = None;
             }
         }
-        log::debug!("socket {} (user {}) disconnected: {reason}", socket.id, socket.user.as_deref().unwrap_or("anonymous"));
+        log::debug!(
+            "socket {} (user {}) disconnected: {reason}",
+            socket.id,
+            socket.user.as_deref().unwrap_or("anonymous")
+        );
     }
 
     pub(crate) fn join(&mut self, sock: usize, room: &str) {
@@ -224,13 +291,19 @@ impl Server {
             return;
         }
         socket.rooms.push(room.to_owned());
-        self.namespaces[socket.ns].rooms.entry(room.to_owned()).or_default().insert(sock);
+        self.namespaces[socket.ns]
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .insert(sock);
     }
 
     #[allow(dead_code)]
     pub(crate) fn leave(&mut self, sock: usize, room: &str) {
         let socket = &mut self.sockets[sock];
-        let Some(i) = socket.rooms.iter().position(|r| r == room) else { return };
+        let Some(i) = socket.rooms.iter().position(|r| r == room) else {
+            return;
+        };
         socket.rooms.swap_remove(i);
         let rooms = &mut self.namespaces[socket.ns].rooms;
         if let Some(members) = rooms.get_mut(room) {
@@ -244,7 +317,14 @@ impl Server {
     /// Sends `msg` to every socket of namespace `ns` in any of `rooms`, once each, except
     /// sockets in `except` rooms and `except_socket`. The message is encoded at most once
     /// per transport form; every recipient gets the same buffer. Returns the recipient count.
-    pub(crate) fn broadcast(&mut self, ns: usize, rooms: &[String], except: &[String], except_socket: Option<usize>, msg: Outbound) -> usize {
+    pub(crate) fn broadcast(
+        &mut self,
+        ns: usize,
+        rooms: &[String],
+        except: &[String],
+        except_socket: Option<usize>,
+        msg: Outbound,
+    ) -> usize {
         self.broadcast_seq += 1;
         let seq = self.broadcast_seq;
         let mut recipients = std::mem::take(&mut self.scratch);
@@ -300,8 +380,16 @@ impl Server {
     }
 
     /// Emits an event to one socket.
-    pub(crate) fn emit_to(&mut self, sock: usize, name: &str, args: &[Value], attachments: Vec<Bytes>) {
-        let Some(socket) = self.sockets.get(sock) else { return };
+    pub(crate) fn emit_to(
+        &mut self,
+        sock: usize,
+        name: &str,
+        args: &[Value],
+        attachments: Vec<Bytes>,
+    ) {
+        let Some(socket) = self.sockets.get(sock) else {
+            return;
+        };
         let msg = sio::event(&self.namespaces[socket.ns].name, name, args, attachments);
         let s = socket.session;
         self.send(s, &Rc::new(msg));
@@ -309,8 +397,16 @@ impl Server {
 
     /// Answers a client's ack request.
     pub(crate) fn ack(&mut self, sock: usize, id: u64, args: Vec<Value>, attachments: Vec<Bytes>) {
-        let Some(socket) = self.sockets.get(sock) else { return };
-        let msg = sio::message(PacketType::Ack, &self.namespaces[socket.ns].name, Some(id), Some(&Value::Array(args)), attachments);
+        let Some(socket) = self.sockets.get(sock) else {
+            return;
+        };
+        let msg = sio::message(
+            PacketType::Ack,
+            &self.namespaces[socket.ns].name,
+            Some(id),
+            Some(&Value::Array(args)),
+            attachments,
+        );
         let s = socket.session;
         self.send(s, &Rc::new(msg));
     }

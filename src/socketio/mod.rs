@@ -40,7 +40,13 @@ pub fn event(namespace: &str, name: &str, args: &[Value], attachments: Vec<Bytes
     let mut arr = Vec::with_capacity(args.len() + 1);
     arr.push(Value::String(name.to_owned()));
     arr.extend_from_slice(args);
-    message(PacketType::Event, namespace, None, Some(&Value::Array(arr)), attachments)
+    message(
+        PacketType::Event,
+        namespace,
+        None,
+        Some(&Value::Array(arr)),
+        attachments,
+    )
 }
 
 #[cfg(test)]
@@ -60,6 +66,9 @@ mod tests {
             Some(&json!([{"_placeholder":true,"num":0}])),
             vec![Bytes::from_static(&[1])],
         );
-        assert_eq!(&m.polling(&c)[..], b"461-/x,3[{\"_placeholder\":true,\"num\":0}]\x1ebAQ==");
+        assert_eq!(
+            &m.polling(&c)[..],
+            b"461-/x,3[{\"_placeholder\":true,\"num\":0}]\x1ebAQ=="
+        );
     }
 }

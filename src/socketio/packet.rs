@@ -139,7 +139,12 @@ pub fn parse(input: &[u8]) -> Result<Packet<'_>, ParseError> {
     } else {
         None
     };
-    if data.is_none() && matches!(kind, PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck) {
+    if data.is_none()
+        && matches!(
+            kind,
+            PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck
+        )
+    {
         return Err(ParseError::InvalidPayload);
     }
     Ok(Packet {
@@ -176,7 +181,10 @@ pub fn check_placeholders(v: &Value, count: usize) -> Result<(), ParseError> {
         match v {
             Value::Object(map) => {
                 if map.get("_placeholder") == Some(&Value::Bool(true)) {
-                    let num = map.get("num").and_then(Value::as_u64).ok_or(ParseError::BadPlaceholder)?;
+                    let num = map
+                        .get("num")
+                        .and_then(Value::as_u64)
+                        .ok_or(ParseError::BadPlaceholder)?;
                     if num as usize >= count {
                         return Err(ParseError::BadPlaceholder);
                     }
@@ -198,7 +206,13 @@ pub fn check_placeholders(v: &Value, count: usize) -> Result<(), ParseError> {
 }
 
 /// Writes the packet header `<type>[<n>-][<ns>,][<id>]` that precedes the JSON payload.
-pub fn encode_header(kind: PacketType, attachments: usize, namespace: &str, id: Option<u64>, out: &mut Vec<u8>) {
+pub fn encode_header(
+    kind: PacketType,
+    attachments: usize,
+    namespace: &str,
+    id: Option<u64>,
+    out: &mut Vec<u8>,
+) {
     out.push(b'0' + kind as u8);
     if kind.is_binary() {
         out.extend_from_slice(attachments.to_string().as_bytes());
@@ -221,7 +235,10 @@ mod tests {
     #[test]
     fn connect_variants() {
         let p = parse(b"0").unwrap();
-        assert_eq!((p.kind, p.namespace, p.data), (PacketType::Connect, "/", None));
+        assert_eq!(
+            (p.kind, p.namespace, p.data),
+            (PacketType::Connect, "/", None)
+        );
         let p = parse(b"0/admin,").unwrap();
         assert_eq!(p.namespace, "/admin");
         let p = parse(b"0/admin").unwrap();
@@ -242,11 +259,15 @@ mod tests {
 
     #[test]
     fn binary_event_attachments() {
-        let p = parse(br#"52-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#).unwrap();
+        let p = parse(br#"52-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+            .unwrap();
         assert_eq!(p.attachments, 2);
         check_placeholders(p.data.as_ref().unwrap(), 2).unwrap();
         let p = parse(br#"61-/a,4[{"_placeholder":true,"num":0}]"#).unwrap();
-        assert_eq!((p.kind, p.namespace, p.id, p.attachments), (PacketType::BinaryAck, "/a", Some(4), 1));
+        assert_eq!(
+            (p.kind, p.namespace, p.id, p.attachments),
+            (PacketType::BinaryAck, "/a", Some(4), 1)
+        );
     }
 
     #[test]
@@ -258,21 +279,42 @@ mod tests {
         assert_eq!(parse(br#"2abc["x"]"#).unwrap_err(), ParseError::BadJson);
         assert_eq!(parse(b"2[").unwrap_err(), ParseError::BadJson);
         assert_eq!(parse(b"2[]").unwrap_err(), ParseError::InvalidPayload);
-        assert_eq!(parse(br#"2["disconnect"]"#).unwrap_err(), ParseError::InvalidPayload);
+        assert_eq!(
+            parse(br#"2["disconnect"]"#).unwrap_err(),
+            ParseError::InvalidPayload
+        );
         assert_eq!(parse(b"2").unwrap_err(), ParseError::InvalidPayload);
         assert_eq!(parse(b"1{}").unwrap_err(), ParseError::InvalidPayload);
-        assert_eq!(parse(br#"5x-["a"]"#).unwrap_err(), ParseError::BadAttachmentCount);
-        assert_eq!(parse(br#"5["a"]"#).unwrap_err(), ParseError::BadAttachmentCount);
-        assert_eq!(parse(br#"5999-["a"]"#).unwrap_err(), ParseError::TooManyAttachments);
+        assert_eq!(
+            parse(br#"5x-["a"]"#).unwrap_err(),
+            ParseError::BadAttachmentCount
+        );
+        assert_eq!(
+            parse(br#"5["a"]"#).unwrap_err(),
+            ParseError::BadAttachmentCount
+        );
+        assert_eq!(
+            parse(br#"5999-["a"]"#).unwrap_err(),
+            ParseError::TooManyAttachments
+        );
         assert_eq!(parse(b"2\xff").unwrap_err(), ParseError::NotUtf8);
-        assert_eq!(parse(br#"399999999999999999999999[]"#).unwrap_err(), ParseError::BadAckId);
+        assert_eq!(
+            parse(br#"399999999999999999999999[]"#).unwrap_err(),
+            ParseError::BadAckId
+        );
     }
 
     #[test]
     fn placeholder_mismatch() {
         let v = json!(["x", {"_placeholder": true, "num": 1}]);
-        assert_eq!(check_placeholders(&v, 1).unwrap_err(), ParseError::BadPlaceholder);
-        assert_eq!(check_placeholders(&json!(["x"]), 1).unwrap_err(), ParseError::BadPlaceholder);
+        assert_eq!(
+            check_placeholders(&v, 1).unwrap_err(),
+            ParseError::BadPlaceholder
+        );
+        assert_eq!(
+            check_placeholders(&json!(["x"]), 1).unwrap_err(),
+            ParseError::BadPlaceholder
+        );
         check_placeholders(&json!(["x"]), 0).unwrap();
     }
 

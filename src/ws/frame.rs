@@ -197,7 +197,9 @@ mod tests {
     #[test]
     fn rfc6455_masked_hello() {
         // RFC 6455 section 5.7: a single-frame masked text message "Hello".
-        let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         let (frame, used) = parse(&bytes, 100).unwrap().unwrap();
         assert_eq!(used, bytes.len());
         assert!(frame.fin);
@@ -225,13 +227,19 @@ mod tests {
     fn unmasked_client_frame_is_refused() {
         let mut out = Vec::new();
         encode(Opcode::Text, b"42", &mut out);
-        assert_eq!(parse(&out, 100).unwrap_err(), FrameError::UnmaskedFrameFromClient);
+        assert_eq!(
+            parse(&out, 100).unwrap_err(),
+            FrameError::UnmaskedFrameFromClient
+        );
     }
 
     #[test]
     fn oversized_declared_length_refused_before_payload_arrives() {
         let bytes = masked(0x1, true, &vec![b'a'; 70_000], [1, 1, 1, 1]);
-        assert_eq!(parse(&bytes[..14], 1000).unwrap_err(), FrameError::MessageTooBig);
+        assert_eq!(
+            parse(&bytes[..14], 1000).unwrap_err(),
+            FrameError::MessageTooBig
+        );
     }
 
     #[test]
@@ -242,7 +250,10 @@ mod tests {
         let ping = masked(0x9, false, b"x", [0; 4]);
         assert_eq!(parse(&ping, 100).unwrap_err(), FrameError::BadControlFrame);
         let reserved = masked(0x3, true, b"x", [0; 4]);
-        assert!(matches!(parse(&reserved, 100).unwrap_err(), FrameError::ReservedOpcode | FrameError::BadHeader));
+        assert!(matches!(
+            parse(&reserved, 100).unwrap_err(),
+            FrameError::ReservedOpcode | FrameError::BadHeader
+        ));
     }
 
     #[test]
