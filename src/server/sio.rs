@@ -76,18 +76,16 @@ impl Server {
         match p.kind {
             PacketType::Disconnect => self.remove_socket(sock, "client namespace disconnect"),
             PacketType::Event | PacketType::Ack => {
-                let data = p
-                    .data
-                    .expect("parser requires a payload for events and acks");
-                if let Err(e) = packet::check_placeholders(&data, 0) {
-                    return self.sio_protocol_error(s, &e.to_string());
-                }
+                // Placeholders mean something only in binary packets; here they are data.
+                let Some(data) = p.data else {
+                    return self.sio_protocol_error(s, "event without payload");
+                };
                 self.dispatch_packet(sock, p.kind, p.id, data, Vec::new());
             }
             PacketType::BinaryEvent | PacketType::BinaryAck => {
-                let data = p
-                    .data
-                    .expect("parser requires a payload for events and acks");
+                let Some(data) = p.data else {
+                    return self.sio_protocol_error(s, "event without payload");
+                };
                 if p.attachments == 0 {
                     if let Err(e) = packet::check_placeholders(&data, 0) {
                         return self.sio_protocol_error(s, &e.to_string());

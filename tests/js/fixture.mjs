@@ -1,0 +1,386 @@
+// Shared fixture for the sio-edge black-box tests: spawns the binary, connects official
+// socket.io-client sockets, makes JWTs with node:crypto and reads /metrics.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { createHmac, createSign, KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { io } from 'socket.io-client';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Path of the binary under test: env SIO_EDGE_BIN or <repo>/target/debug/sio-edge. */
+export const BIN = process.env.SIO_EDGE_BIN
+  ? resolve(process.env.SIO_EDGE_BIN)
+  : resolve(here, '../../target/debug/sio-edge');
+
+const STARTUP_TIMEOUT_MS = Number(process.env.SIO_EDGE_STARTUP_TIMEOUT_MS || 10_000);
+const STOP_TIMEOUT_MS = 8_000;
+const LISTEN_RE = /^sio-edge listening on (\S+):(\d+)\s*$/;
+
+// Configuration variables the binary reads: never inherited from the caller's environment, so
+// that every test sees only the flags/env it passes itself.
+const CONFIG_ENV_RE =
+  /^(SOCKET_IO_.*|JWT_SECRET|NEXTAUTH_SECRET|JWT_PUBLIC_KEY_FILE|JWT_ISSUER|JWT_AUDIENCE|INTERNAL_API_KEY|SOCKETIO_API_KEY)$/;
+
+// Last-resort cleanup if a test file crashes before its after() hooks ran.
+const live = new Set();
+process.on('exit', () => {
+  for (const p of live) {
+    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+/**
+ * Spawn sio-edge with `args` (always plus `--host 127.0.0.1 --port 0`) and the extra `env`.
+ * Resolves once stdout printed `sio-edge listening on IP:PORT`.
+ * @returns {Promise<{url:string, port:number, host:string, proc:import('node:child_process').ChildProcess,
+ *   exited:Promise<{code:number|null, signal:string|null}>, stderr:()=>string,
+ *   stop:()=>Promise<{code:number|null, signal:string|null}>}>}
+ */
+export function startServer(args = [], env = {}) {
+  const childEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!CONFIG_ENV_RE.test(k)) childEnv[k] = v;
+  }
+  Object.assign(childEnv, env);
+  const fullArgs = [...args, '--host', '127.0.0.1', '--port', '0'];
+
+  return new Promise((resolvePromise, reject) => {
+    if (!existsSync(BIN)) {
+      reject(new Error(`sio-edge binary not found at ${BIN} (set SIO_EDGE_BIN or build it)`));
+      return;
+    }
+    const proc = spawn(BIN, fullArgs, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    let stderr = '';
+    let stdout = '';
+    let settled = false;
+    const STDERR_CAP = 64 * 1024;
+
+    const exited = new Promise((res) => {
+      proc.once('exit', (code, signal) => {
+        live.delete(proc);
+        res({ code, signal });
+      });
+    });
+    // 'error' (e.g. ENOENT/EACCES) may fire without 'exit'.
+    proc.once('error', (err) => {
+      live.delete(proc);
+      fail(new Error(`failed to spawn ${BIN}: ${err.message}`));
+    });
+
+    const describe = () =>
+      `\n  command: ${BIN} ${fullArgs.join(' ')}\n  stdout: ${JSON.stringify(stdout.slice(-2000))}` +
+      `\n  stderr:\n${stderr.slice(-8000)}`;
+
+    function fail(err) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      try { proc.kill('SIGKILL'); } catch { /* gone */ }
+      reject(err);
+    }
+
+    const timer = setTimeout(() => {
+      fail(new Error(`sio-edge did not print its listening line within ${STARTUP_TIMEOUT_MS} ms${describe()}`));
+    }, STARTUP_TIMEOUT_MS);
+
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => {
+      stderr += d;
+      if (stderr.length > STDERR_CAP) stderr = stderr.slice(-STDERR_CAP);
+    });
+
+    let lineBuf = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (d) => {
+      if (stdout.length < 16 * 1024) stdout += d;
+      if (settled) return;
+      lineBuf += d;
+      let nl;
+      while ((nl = lineBuf.indexOf('\n')) >= 0) {
+        const line = lineBuf.slice(0, nl).replace(/\r$/, '');
+        lineBuf = lineBuf.slice(nl + 1);
+        const m = LISTEN_RE.exec(line);
+        if (m) {
+          settled = true;
+          clearTimeout(timer);
+          const host = m[1].replace(/^\[|\]$/g, '');
+          const port = Number(m[2]);
+          const urlHost = host.includes(':') ? `[${host}]` : host;
+          const server = {
+            url: `http://${urlHost}:${port}`,
+            host,
+            port,
+            proc,
+            exited,
+            stderr: () => stderr,
+            stop: () => stopProc(proc, exited),
+          };
+          resolvePromise(server);
+          return;
+        }
+      }
+    });
+
+    exited.then(({ code, signal }) => {
+      fail(new Error(`sio-edge exited (code ${code}, signal ${signal}) before printing its listening line${describe()}`));
+    });
+  });
+}
+
+async function stopProc(proc, exited) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+  try { proc.kill('SIGTERM'); } catch { /* gone */ }
+  let timer;
+  const res = await Promise.race([
+    exited,
+    new Promise((r) => { timer = setTimeout(() => r(null), STOP_TIMEOUT_MS); }),
+  ]);
+  clearTimeout(timer);
+  if (res) return res;
+  try { proc.kill('SIGKILL'); } catch { /* gone */ }
+  return exited;
+}
+
+/**
+ * Create (but do not await) a socket.io-client socket. Defaults: a fresh Manager per socket
+ * (forceNew) and no reconnection, so that tests stay deterministic.
+ */
+export function client(url, opts = {}) {
+  return io(url, { forceNew: true, reconnection: false, timeout: 10_000, ...opts });
+}
+
+/** Resolve with `socket` once it emits 'connect'; reject with the connect_error's error. */
+export function connected(socket, timeoutMs = 10_000) {
+  if (socket.connected) return Promise.resolve(socket);
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      socket.close();
+      rej(new Error(`socket did not connect within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onConnect = () => { cleanup(); res(socket); };
+    const onError = (err) => {
+      cleanup();
+      socket.close();
+      rej(err);
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      socket.off('connect', onConnect);
+      socket.off('connect_error', onError);
+    }
+    socket.on('connect', onConnect);
+    socket.on('connect_error', onError);
+  });
+}
+
+/** Promise of a connected socket.io-client socket; rejects with the connect_error's error. */
+export function connect(url, opts = {}, timeoutMs = 10_000) {
+  return connected(client(url, opts), timeoutMs);
+}
+
+/**
+ * Wait for one `event` on a Node EventEmitter or a socket.io component-emitter.
+ * Resolves with the array of the event's arguments.
+ */
+export function once(emitter, event, timeoutMs = 5_000) {
+  return new Promise((res, rej) => {
+    const handler = (...args) => {
+      clearTimeout(timer);
+      res(args);
+    };
+    const timer = setTimeout(() => {
+      emitter.off(event, handler);
+      rej(new Error(`timed out after ${timeoutMs} ms waiting for '${event}'`));
+    }, timeoutMs);
+    emitter.once(event, handler);
+  });
+}
+
+/** emit with an acknowledgement; resolves with ALL the ack's arguments (an array). */
+export function emitAck(socket, event, args = [], timeoutMs = 5_000) {
+  return new Promise((res, rej) => {
+    socket.timeout(timeoutMs).emit(event, ...args, (err, ...ackArgs) => {
+      if (err) rej(new Error(`no ack for '${event}' within ${timeoutMs} ms (${err.message})`));
+      else res(ackArgs);
+    });
+  });
+}
+
+/**
+ * Poll `fn` (may be async) until it returns a truthy value; returns that value.
+ * For waiting on state observable only by polling (e.g. a metric), never as a bare sleep.
+ */
+export async function waitFor(fn, { timeoutMs = 3_000, intervalMs = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(intervalMs);
+  }
+}
+
+/**
+ * One HTTP request on a fresh, unpooled connection (node:http, agent:false), so that a server
+ * answering early (e.g. 413 before reading the body) cannot disturb other requests.
+ * Resolves {status, headers, body}; a response that arrived wins over a later write error.
+ */
+export function rawHttp(url, { method = 'GET', headers = {}, body, timeoutMs = 10_000 } = {}) {
+  return new Promise((res, rej) => {
+    let response = null;
+    const req = http.request(url, { method, headers, agent: false, timeout: timeoutMs }, (r) => {
+      response = r;
+      const chunks = [];
+      r.on('data', (c) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode, headers: r.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      r.on('error', rej);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no response within ${timeoutMs} ms`)));
+    req.on('error', (e) => { if (!response) rej(e); });
+    if (body !== undefined) req.end(body); else req.end();
+  });
+}
+
+/** A timer; use only where time itself is the subject of the test. */
+export function delay(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+/**
+ * Make a compact JWS.
+ * - `secret` a string/Buffer: HS256.
+ * - `secret` a private KeyObject: RS256 (RSA) or ES256 (EC P-256), or opts.alg.
+ * - opts.alg === 'none': unsigned token `header.payload.` (secret ignored).
+ * opts.header adds/overrides header fields.
+ */
+export function makeJwt(payload, secret, opts = {}) {
+  let alg = opts.alg;
+  if (!alg) {
+    if (secret instanceof KeyObject && secret.type === 'private') {
+      alg = secret.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256';
+    } else {
+      alg = 'HS256';
+    }
+  }
+  const header = { alg, typ: 'JWT', ...(opts.header || {}) };
+  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  let sig;
+  switch (alg) {
+    case 'none':
+      sig = '';
+      break;
+    case 'HS256':
+      sig = b64url(createHmac('sha256', secret).update(signingInput).digest());
+      break;
+    case 'RS256':
+      sig = b64url(createSign('RSA-SHA256').update(signingInput).sign(secret));
+      break;
+    case 'ES256':
+      sig = b64url(createSign('SHA256').update(signingInput).sign({ key: secret, dsaEncoding: 'ieee-p1363' }));
+      break;
+    default:
+      throw new Error(`makeJwt: unsupported alg ${alg}`);
+  }
+  return `${signingInput}.${sig}`;
+}
+
+/** Seconds since the epoch, for JWT exp/iat. */
+export const nowSec = () => Math.floor(Date.now() / 1000);
+
+function normalizeLabels(body) {
+  // body: the text between { and } of a sample line.
+  const labels = [];
+  const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/g;
+  let m;
+  while ((m = re.exec(body))) labels.push([m[1], m[2]]);
+  labels.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return labels.map(([k, v]) => `${k}="${v}"`).join(',');
+}
+
+function parseValue(s) {
+  if (s === '+Inf' || s === 'Inf') return Infinity;
+  if (s === '-Inf') return -Infinity;
+  return Number(s);
+}
+
+/** Parse Prometheus text exposition into { 'name' | 'name{k="v",...}' (labels sorted): number }. */
+export function parseMetrics(text) {
+  const out = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    let name;
+    let rest;
+    const brace = line.indexOf('{');
+    const space = line.search(/\s/);
+    if (brace >= 0 && (space < 0 || brace < space)) {
+      const close = line.lastIndexOf('}');
+      name = line.slice(0, brace);
+      const labels = normalizeLabels(line.slice(brace + 1, close));
+      name = labels ? `${name}{${labels}}` : name;
+      rest = line.slice(close + 1).trim();
+    } else {
+      name = line.slice(0, space);
+      rest = line.slice(space + 1).trim();
+    }
+    out[name] = parseValue(rest.split(/\s+/)[0]);
+  }
+  return out;
+}
+
+/** GET <url>/metrics and parse it (see parseMetrics). */
+export async function fetchMetrics(url) {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET /metrics -> ${res.status}: ${text.slice(0, 500)}`);
+  return parseMetrics(text);
+}
+
+/** Value of one series (labels as an object), 0 when absent. */
+export function metric(metrics, name, labels = null) {
+  let key = name;
+  if (labels && Object.keys(labels).length) {
+    key = `${name}{${Object.keys(labels).sort().map((k) => `${k}="${labels[k]}"`).join(',')}}`;
+  }
+  return metrics[key] ?? 0;
+}
+
+/** Sum of every series of metric `name` whatever its labels (0 when absent). */
+export function metricSum(metrics, name) {
+  let sum = 0;
+  for (const [k, v] of Object.entries(metrics)) {
+    if (k === name || k.startsWith(`${name}{`)) sum += v;
+  }
+  return sum;
+}
+
+/** Was metric `name` exposed at all (any labels)? */
+export function hasMetric(metrics, name) {
+  return Object.keys(metrics).some((k) => k === name || k.startsWith(`${name}{`));
+}
+
+/**
+ * Close every socket (and its Manager) handed to it; for after() hooks.
+ * Usage: const sockets = tracker(); const s = sockets.add(await connect(...)); after(sockets.closeAll)
+ */
+export function tracker() {
+  const set = new Set();
+  return {
+    add(s) { set.add(s); return s; },
+    closeAll() {
+      for (const s of set) {
+        try { s.close(); } catch { /* ignore */ }
+        try { s.io?._close?.(); } catch { /* ignore */ }
+      }
+      set.clear();
+    },
+  };
+}
