@@ -68,6 +68,26 @@ pub struct Flags {
     /// most concurrent connections; more are refused [SOCKET_IO_MAX_CONNECTIONS] (default 100000)
     #[argh(option)]
     pub max_connections: Option<usize>,
+    /// ms a user stays online after their last socket disconnects [SOCKET_IO_PRESENCE_GRACE]
+    /// (default 5000)
+    #[argh(option)]
+    pub presence_grace: Option<u64>,
+    /// offline notifications kept per user [SOCKET_IO_MAILBOX_SIZE] (default 100)
+    #[argh(option)]
+    pub mailbox_size: Option<usize>,
+    /// seconds an offline notification is kept [SOCKET_IO_MAILBOX_TTL] (default 604800)
+    #[argh(option)]
+    pub mailbox_ttl: Option<u64>,
+    /// ms a disconnected socket can be recovered, 0 to turn connection state recovery off
+    /// [SOCKET_IO_RECOVERY_WINDOW] (default 120000; off in the conformance and bench profiles)
+    #[argh(option)]
+    pub recovery_window: Option<u64>,
+    /// multiply every per-socket rate limit by this [SOCKET_IO_RATE_LIMIT_SCALE] (default 1)
+    #[argh(option)]
+    pub rate_limit_scale: Option<f32>,
+    /// largest `file:shared` size in bytes [SOCKET_IO_MAX_FILE_SIZE] (default 104857600)
+    #[argh(option)]
+    pub max_file_size: Option<u64>,
     /// accept sockets without a token (local development only) [SOCKET_IO_ALLOW_ANONYMOUS=1]
     #[argh(switch)]
     pub allow_anonymous: bool,
@@ -116,6 +136,13 @@ pub struct Config {
     pub max_connections: usize,
     pub allow_anonymous: bool,
     pub diagnostics: bool,
+    pub presence_grace: Duration,
+    pub mailbox_size: usize,
+    pub mailbox_ttl: Duration,
+    /// Zero turns connection state recovery off.
+    pub recovery_window: Duration,
+    pub rate_limit_scale: f32,
+    pub max_file_size: u64,
     pub profile: Profile,
     pub log: String,
 }
@@ -158,6 +185,12 @@ impl Default for Config {
             max_connections: 100_000,
             allow_anonymous: false,
             diagnostics: false,
+            presence_grace: Duration::from_millis(5000),
+            mailbox_size: 100,
+            mailbox_ttl: Duration::from_secs(7 * 24 * 3600),
+            recovery_window: Duration::from_millis(120_000),
+            rate_limit_scale: 1.0,
+            max_file_size: 100 << 20,
             profile: Profile::Production,
             log: "info".into(),
         }
@@ -225,10 +258,12 @@ impl Config {
             c.cors = Cors::Any;
             c.namespaces.push("/custom".into());
             c.allow_anonymous = true;
+            c.recovery_window = Duration::ZERO;
         } else if flags.bench {
             c.profile = Profile::Bench;
             c.host = IpAddr::from([127, 0, 0, 1]);
             c.allow_anonymous = true;
+            c.recovery_window = Duration::ZERO;
         }
 
         if let Some(h) = flags.host.or_else(|| env("SOCKET_IO_HOST", lookup)) {
@@ -341,6 +376,27 @@ impl Config {
         }
         if let Some(n) = parse_num(flags.max_connections, "SOCKET_IO_MAX_CONNECTIONS", lookup)? {
             c.max_connections = n;
+        }
+        if let Some(ms) = parse_num(flags.presence_grace, "SOCKET_IO_PRESENCE_GRACE", lookup)? {
+            c.presence_grace = Duration::from_millis(ms);
+        }
+        if let Some(n) = parse_num(flags.mailbox_size, "SOCKET_IO_MAILBOX_SIZE", lookup)? {
+            c.mailbox_size = n;
+        }
+        if let Some(s) = parse_num(flags.mailbox_ttl, "SOCKET_IO_MAILBOX_TTL", lookup)? {
+            c.mailbox_ttl = Duration::from_secs(s);
+        }
+        if let Some(ms) = parse_num(flags.recovery_window, "SOCKET_IO_RECOVERY_WINDOW", lookup)? {
+            c.recovery_window = Duration::from_millis(ms);
+        }
+        if let Some(k) = parse_num(flags.rate_limit_scale, "SOCKET_IO_RATE_LIMIT_SCALE", lookup)? {
+            if !(k > 0.0 && k.is_finite()) {
+                return Err(bad("rate limit scale must be a positive number"));
+            }
+            c.rate_limit_scale = k;
+        }
+        if let Some(n) = parse_num(flags.max_file_size, "SOCKET_IO_MAX_FILE_SIZE", lookup)? {
+            c.max_file_size = n;
         }
         c.allow_anonymous |= env_switch(flags.allow_anonymous, "SOCKET_IO_ALLOW_ANONYMOUS", lookup);
         c.diagnostics = env_switch(flags.diagnostics, "SOCKET_IO_DIAGNOSTICS", lookup);

@@ -24,5 +24,6 @@ pub mod logger;
 pub mod metrics;
 pub mod server;
 pub mod socketio;
+pub mod store;
 pub mod timer;
 pub mod ws;

@@ -26,6 +26,11 @@ pub struct Metrics {
     pub api_requests: u64,
     pub api_unauthorized: u64,
     pub unknown_events: u64,
+    pub rate_limited: u64,
+    pub duplicate_events: u64,
+    pub refused_events: u64,
+    pub abuse_disconnects: u64,
+    pub notifications_queued: u64,
 }
 
 pub const FANOUT_BOUNDS: [u64; 5] = [1, 10, 100, 1000, 10_000];
@@ -53,6 +58,13 @@ pub struct Gauges {
     pub outbound_queued_bytes: u64,
     pub encodes: u64,
     pub timers: u64,
+    pub users_online: u64,
+    pub mailbox_queued: u64,
+    pub mailbox_dropped: u64,
+    pub outbox_queued: u64,
+    pub outbox_dropped: u64,
+    pub recovery_packets: u64,
+    pub recovery_sessions: u64,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {

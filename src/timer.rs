@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// What a deadline is for. Session entries carry the session's unique id and the timer
 /// generation they were armed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     /// Time to send a ping.
     Ping { session: usize, uid: u64, gen: u64 },
@@ -22,6 +22,22 @@ pub enum Timer {
     ResumeAccept,
     /// Give up flushing at shutdown.
     ShutdownDeadline,
+    /// A user's presence grace period is over.
+    PresenceGrace { user: String, gen: u64 },
+    /// A typing indicator was not refreshed in time.
+    TypingExpire {
+        user: String,
+        conversation: String,
+        gen: u64,
+    },
+    /// A call invite was not answered in time.
+    CallInviteTimeout { call: String, user: String },
+    /// Send the batched answer counts of a quiz question.
+    QuizFlush { quiz: String },
+    /// Send a class's changed viewer count.
+    ClassFlush { class: String },
+    /// Periodic expiry of the mailbox, recovery log, dedup and presence entries.
+    Maintenance,
 }
 
 #[derive(Default)]

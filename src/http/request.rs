@@ -82,6 +82,13 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
         ..Request::default()
     };
     for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            // RFC 9112: 1*DIGIT. Anything else leaves the framing unknown.
+            let v = trim_ascii(h.value);
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(RequestError::BadContentLength);
+            }
+        }
         let Ok(value) = std::str::from_utf8(h.value) else {
             continue;
         };
@@ -120,6 +127,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
         }
     }
     Ok(Some(out))
+}
+
+fn trim_ascii(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &v[start..end]
 }
 
 impl<'a> Request<'a> {
@@ -206,6 +225,10 @@ mod tests {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD_LEN + 1));
         assert_eq!(parse(&big).unwrap_err(), RequestError::HeadTooLarge);
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n").unwrap_err(),
+            RequestError::BadContentLength
+        );
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err(),
             RequestError::BadContentLength

@@ -8,6 +8,55 @@ use crate::metrics::{self, Gauges};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use super::sio::Target;
+
+/// Users one presence query may name.
+pub const MAX_PRESENCE_QUERY: usize = 1000;
+
+type ApiResult = Result<(u16, Value), (u16, String)>;
+
+/// The first value of `key` in a query string.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| v.to_owned())
+    })
+}
+
+/// Decodes `%XX` escapes (and `+` as a space is not used in paths); invalid escapes stay.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn check_grant_target(room: &str, user: &str) -> Result<(), (u16, String)> {
+    match crate::store::grants::classify(room) {
+        Ok(crate::store::grants::RoomKind::Private) => {}
+        Ok(_) => return Err((400, format!("room {room:?} is not a private room kind; grants apply to conversation, group, document, call, quiz and class rooms"))),
+        Err(e) => return Err((400, format!("room {room:?}: {e}"))),
+    }
+    if !crate::store::grants::valid_id(user) {
+        return Err((
+            400,
+            "user id must be 1 to 128 characters [A-Za-z0-9_.:@-]".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Rooms plus users one emit may name.
 pub const MAX_TARGETS: usize = 10_000;
 /// Longest event name accepted.
@@ -64,18 +113,123 @@ impl Server {
         false
     }
 
-    pub(crate) fn on_api_emit(&mut self, key: usize, req: Req) {
+    /// Routes an authenticated internal API request.
+    pub(crate) fn on_api(&mut self, key: usize, req: Req) {
         self.metrics.api_requests += 1;
-        if req.method != "POST" {
-            self.metrics.http_errors += 1;
-            let resp = Response::new(405)
-                .header("Allow", "POST")
-                .json(error_json("use POST"));
-            return self.respond(key, resp, req.keep_alive);
-        }
         if !self.api_authorized(key, &req) {
             return;
         }
+        let path = req.path.clone();
+        let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+        let result = match (req.method.as_str(), parts.as_slice()) {
+            ("POST", ["emit"]) => return self.on_api_emit(key, req),
+            ("GET", ["presence"]) => self.api_presence(&req),
+            ("GET", ["outbox"]) => self.api_outbox(&req),
+            ("GET", ["rooms", room, "members"]) => {
+                Ok((200, self.api_members(&percent_decode(room))))
+            }
+            ("PUT", ["rooms", room, "members", user]) => {
+                self.api_grant(&percent_decode(room), &percent_decode(user))
+            }
+            ("DELETE", ["rooms", room, "members", user]) => {
+                self.api_revoke(&percent_decode(room), &percent_decode(user))
+            }
+            (_, ["emit" | "presence" | "outbox"]) | (_, ["rooms", _, "members", ..]) => {
+                Err((405, "method not allowed".to_owned()))
+            }
+            _ => Err((404, "not found".to_owned())),
+        };
+        let resp = match result {
+            Ok((status, body)) => Response::new(status).json(body.to_string()),
+            Err((status, msg)) => {
+                self.metrics.http_errors += 1;
+                Response::new(status).json(error_json(&msg))
+            }
+        };
+        self.respond(key, resp, req.keep_alive);
+    }
+
+    fn api_presence(&self, req: &Req) -> ApiResult {
+        let users: Vec<String> = query_param(&req.query, "users")
+            .map(|u| {
+                percent_decode(&u)
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if users.is_empty() {
+            return Err((
+                400,
+                "query parameter `users` is required (comma separated ids)".into(),
+            ));
+        }
+        if users.len() > MAX_PRESENCE_QUERY {
+            return Err((400, format!("at most {MAX_PRESENCE_QUERY} `users`")));
+        }
+        Ok((200, self.presence_json(&users)))
+    }
+
+    fn api_outbox(&self, req: &Req) -> ApiResult {
+        let after: u64 = match query_param(&req.query, "after") {
+            None => 0,
+            Some(a) => a.parse().map_err(|_| {
+                (
+                    400,
+                    "query parameter `after` must be an event id".to_owned(),
+                )
+            })?,
+        };
+        let limit: usize = match query_param(&req.query, "limit") {
+            None => 100,
+            Some(l) => l
+                .parse()
+                .ok()
+                .filter(|&l| l > 0 && l <= 10_000)
+                .ok_or((400, "query parameter `limit` must be 1 to 10000".to_owned()))?,
+        };
+        let events = self.outbox.read(after, limit);
+        let next = events.last().map_or(after, |e| e.id);
+        Ok((
+            200,
+            serde_json::json!({"events": events, "next": next, "dropped": self.outbox.dropped}),
+        ))
+    }
+
+    fn api_members(&self, room: &str) -> Value {
+        let connected: std::collections::BTreeSet<&str> = self.namespaces[0]
+            .rooms
+            .get(room)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|&s| self.sockets[s].user.as_deref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        serde_json::json!({"room": room, "members": self.grants.members(room), "connected": connected})
+    }
+
+    fn api_grant(&mut self, room: &str, user: &str) -> ApiResult {
+        check_grant_target(room, user)?;
+        let new = self.grants.grant(room, user);
+        Ok((
+            200,
+            serde_json::json!({"room": room, "userId": user, "granted": true, "new": new}),
+        ))
+    }
+
+    fn api_revoke(&mut self, room: &str, user: &str) -> ApiResult {
+        check_grant_target(room, user)?;
+        let removed = self.revoke_grant(room, user);
+        Ok((
+            200,
+            serde_json::json!({"room": room, "userId": user, "granted": false, "removedSockets": removed}),
+        ))
+    }
+
+    fn on_api_emit(&mut self, key: usize, req: Req) {
         let emit = match self.parse_emit(&req.body) {
             Ok(e) => e,
             Err(msg) => {
@@ -87,10 +241,21 @@ impl Server {
                 );
             }
         };
-        let ns_name = self.namespaces[emit.namespace].name.clone();
+        if emit.event == "quiz:update" {
+            if let Some(d) = &emit.data {
+                self.quiz_control(d);
+            }
+        }
+        if emit.event == "notification:new" && emit.namespace == 0 {
+            self.queue_offline_notifications(&emit);
+        }
         let args: Vec<Value> = emit.data.into_iter().collect();
-        let msg = crate::socketio::event(&ns_name, &emit.event, &args, Vec::new());
-        let n = self.broadcast(emit.namespace, &emit.rooms, &emit.except, None, msg);
+        let target = Target {
+            rooms: &emit.rooms,
+            except: &emit.except,
+            ..Target::default()
+        };
+        let n = self.broadcast_event(emit.namespace, &emit.event, args, Vec::new(), target);
         log::debug!(
             "api emit {:?} to {} targets reached {n} sockets",
             emit.event,
@@ -101,6 +266,25 @@ impl Server {
             Response::new(202).json(format!("{{\"recipients\":{n}}}")),
             req.keep_alive,
         );
+    }
+
+    /// Queues a notification for each named user that has no connected socket.
+    fn queue_offline_notifications(&mut self, emit: &Emit) {
+        let Some(data) = &emit.data else { return };
+        let now = std::time::Instant::now();
+        for room in &emit.rooms {
+            let Some(user) = room.strip_prefix("user:") else {
+                continue;
+            };
+            if self.namespaces[0]
+                .rooms
+                .get(room)
+                .is_none_or(|m| m.is_empty())
+            {
+                self.mailbox.push(user, data.clone(), now);
+                self.metrics.notifications_queued += 1;
+            }
+        }
     }
 
     /// Validates an emit body; the error names the offending field.
@@ -186,6 +370,13 @@ impl Server {
         g.outbound_queued_bytes = self.conns.iter().map(|(_, c)| c.out.len() as u64).sum();
         g.encodes = self.encodes.get();
         g.timers = self.timers.len() as u64;
+        g.users_online = self.presence.online_count() as u64;
+        g.mailbox_queued = self.mailbox.queued() as u64;
+        g.mailbox_dropped = self.mailbox.dropped;
+        g.outbox_queued = self.outbox.len() as u64;
+        g.outbox_dropped = self.outbox.dropped;
+        g.recovery_packets = self.recovery.stored() as u64;
+        g.recovery_sessions = self.recovery.saved() as u64;
         metrics::render(&self.metrics, &g)
     }
 }

@@ -465,7 +465,17 @@ impl Server {
                 self.queue(key, Bytes::from(out));
             }
             Opcode::Pong => {}
-            Opcode::Close => self.close_ws(key, 1000),
+            Opcode::Close => {
+                let code = if frame::valid_close_payload(&f.payload) {
+                    1000
+                } else {
+                    1002
+                };
+                if code != 1000 {
+                    self.metrics.protocol_errors += 1;
+                }
+                self.close_ws(key, code)
+            }
             Opcode::Text | Opcode::Binary if fragment.is_some() => {
                 self.metrics.protocol_errors += 1;
                 self.close_ws(key, 1002);
@@ -501,6 +511,11 @@ impl Server {
         };
         self.metrics.packets_in += 1;
         let probing = session.upgrade_conn == Some(key);
+        if opcode == frame::Opcode::Text && std::str::from_utf8(&data).is_err() {
+            self.metrics.protocol_errors += 1;
+            log::warn!("text frame with invalid UTF-8 on connection {key}");
+            return self.close_ws(key, 1007);
+        }
         if opcode == frame::Opcode::Binary {
             if probing {
                 return self.close_ws(key, 1002);
@@ -559,6 +574,15 @@ impl Server {
             if !self.queue(key, b) {
                 break;
             }
+        }
+    }
+
+    /// Bytes waiting to go to a session's client.
+    pub(crate) fn backlog(&self, s: usize) -> usize {
+        match self.sessions.get(s).map(|x| x.transport) {
+            Some(Transport::WebSocket(c)) => self.conns.get(c).map_or(0, |c| c.out.len()),
+            Some(Transport::Polling) => self.sessions[s].queued_bytes,
+            None => 0,
         }
     }
 
@@ -762,8 +786,15 @@ impl Server {
         self.sids.remove(&session.sid);
         self.metrics.sessions_closed += 1;
         log::debug!("session {} closed: {}", session.sid, reason.as_str());
+        let recoverable = matches!(
+            reason,
+            CloseReason::TransportClose
+                | CloseReason::PingTimeout
+                | CloseReason::SlowClient
+                | CloseReason::Shutdown
+        );
         for &(_, sock) in &session.sockets {
-            self.remove_socket(sock, reason.as_str());
+            self.remove_socket(sock, reason.as_str(), recoverable);
         }
         if let Some(c) = session.poll_conn {
             // A client's own close releases the poll with a noop; anything else tells it to go.

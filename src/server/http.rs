@@ -11,6 +11,8 @@ use crate::http::response::{error_json, Response};
 #[derive(Debug, Default)]
 pub(crate) struct Req {
     pub method: String,
+    pub path: String,
+    pub query: String,
     pub eio: Option<String>,
     pub transport: Option<String>,
     pub sid: Option<String>,
@@ -29,6 +31,8 @@ impl Req {
     fn from_parsed(r: &Request<'_>, body: &[u8]) -> Self {
         Req {
             method: r.method.to_owned(),
+            path: r.path.to_owned(),
+            query: r.query.to_owned(),
             eio: r.query_param("EIO").map(str::to_owned),
             transport: r.query_param("transport").map(str::to_owned),
             sid: r.query_param("sid").map(str::to_owned),
@@ -51,7 +55,7 @@ enum Route {
     Health,
     Ready,
     Metrics,
-    Emit,
+    Api,
     NotFound,
 }
 
@@ -70,7 +74,7 @@ impl Server {
             "/health" => Route::Health,
             "/ready" => Route::Ready,
             "/metrics" => Route::Metrics,
-            "/api/emit" => Route::Emit,
+            p if p.starts_with("/api/") => Route::Api,
             _ => Route::NotFound,
         }
     }
@@ -186,7 +190,7 @@ impl Server {
                     req.keep_alive,
                 );
             }
-            Route::Emit => self.on_api_emit(key, req),
+            Route::Api => self.on_api(key, req),
             Route::NotFound => {
                 self.metrics.http_errors += 1;
                 self.respond(

@@ -70,7 +70,29 @@ pub struct Server {
     broadcast_seq: u64,
     shutting_down: bool,
     accept_paused: bool,
+    // Stores (see src/store): in memory now, mirrored to Redis later.
+    grants: crate::store::grants::Grants,
+    presence: crate::store::presence::Presence,
+    mailbox: crate::store::mailbox::Mailbox,
+    outbox: crate::store::outbox::Outbox,
+    recovery: crate::store::recovery::Recovery,
+    dedup: crate::store::dedup::Dedup,
+    limits: crate::store::ratelimit::Limits,
+    /// Feature state of the application layer.
+    app: app::State,
 }
+
+/// Client events kept for the platform to drain when no Kafka producer does.
+const OUTBOX_CAP: usize = 100_000;
+/// Broadcasts kept for connection state recovery.
+const RECOVERY_MAX_PACKETS: usize = 50_000;
+/// Window in which a repeated client event id is a retry.
+const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+const DEDUP_CAP: usize = 200_000;
+/// How often stores drop expired entries.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
+/// Offline users are forgotten this long after they were last seen.
+const PRESENCE_KEEP_MS: u64 = 24 * 3600 * 1000;
 
 /// Returns `true` for errors that mean "try again later", not failure.
 fn would_block(e: &io::Error) -> bool {
@@ -100,6 +122,9 @@ impl Server {
             .iter()
             .map(|n| Namespace::new(n.clone()))
             .collect();
+        let config_mailbox = (config.mailbox_size, config.mailbox_ttl);
+        let recovery_window = config.recovery_window;
+        let limits = crate::store::ratelimit::Limits::default().scaled(config.rate_limit_scale);
         let mut timers = Timers::default();
         timers.at(
             Instant::now() + SWEEP_EVERY,
@@ -131,6 +156,14 @@ impl Server {
             broadcast_seq: 0,
             shutting_down: false,
             accept_paused: false,
+            grants: Default::default(),
+            presence: Default::default(),
+            mailbox: crate::store::mailbox::Mailbox::new(config_mailbox.0, config_mailbox.1),
+            outbox: crate::store::outbox::Outbox::new(OUTBOX_CAP),
+            recovery: crate::store::recovery::Recovery::new(recovery_window, RECOVERY_MAX_PACKETS),
+            dedup: crate::store::dedup::Dedup::new(DEDUP_WINDOW, DEDUP_CAP),
+            limits,
+            app: app::State::default(),
         })
     }
 
@@ -405,6 +438,24 @@ impl Server {
         let now = Instant::now();
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
+                Timer::PresenceGrace { user, gen } => self.on_presence_grace(&user, gen),
+                Timer::TypingExpire {
+                    user,
+                    conversation,
+                    gen,
+                } => self.on_typing_expire(&user, &conversation, gen),
+                Timer::CallInviteTimeout { call, user } => {
+                    self.on_call_invite_timeout(&call, &user)
+                }
+                Timer::QuizFlush { quiz } => self.on_quiz_flush(&quiz),
+                Timer::ClassFlush { class } => self.on_class_flush(&class),
+                Timer::Maintenance => {
+                    self.mailbox.expire(now);
+                    self.recovery.expire(now);
+                    self.presence
+                        .prune(crate::store::now_ms().saturating_sub(PRESENCE_KEEP_MS));
+                    self.timers.at(now + MAINTENANCE_EVERY, Timer::Maintenance);
+                }
                 Timer::Ping { session, uid, gen } => self.on_ping_due(session, uid, gen),
                 Timer::PongDeadline { session, uid, gen } => {
                     self.on_pong_deadline(session, uid, gen)

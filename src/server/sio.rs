@@ -44,7 +44,28 @@ pub struct Socket {
     pub rooms: Vec<String>,
     /// Last broadcast that reached (or excluded) this socket; deduplicates overlapping rooms.
     pub mark: u64,
+    /// Private rooms the token's claims grant.
+    pub claim_rooms: Vec<String>,
+    /// Private id for connection state recovery (when it is on).
+    pub pid: Option<String>,
+    /// Recovery offset current when the socket connected.
+    pub connected_offset: u64,
+    /// Rate-limit buckets, allocated on the first limited event.
+    pub buckets: Option<Box<crate::store::ratelimit::Buckets>>,
 }
+
+/// Where a broadcast goes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Target<'a> {
+    pub rooms: &'a [String],
+    pub except: &'a [String],
+    pub except_socket: Option<usize>,
+    /// May be dropped for recipients that are behind (cursor moves, strokes).
+    pub volatile: bool,
+}
+
+/// A recipient further behind than this skips volatile messages.
+const VOLATILE_BACKLOG: usize = 64 * 1024;
 
 impl Server {
     fn sio_protocol_error(&mut self, s: usize, what: &str) {
@@ -74,7 +95,9 @@ impl Server {
             return self.sio_protocol_error(s, "packet for a namespace that is not connected");
         };
         match p.kind {
-            PacketType::Disconnect => self.remove_socket(sock, "client namespace disconnect"),
+            PacketType::Disconnect => {
+                self.remove_socket(sock, "client namespace disconnect", false)
+            }
             PacketType::Event | PacketType::Ack => {
                 // Placeholders mean something only in binary packets; here they are data.
                 let Some(data) = p.data else {
@@ -181,8 +204,8 @@ impl Server {
             return;
         }
         let auth = auth.unwrap_or_else(|| json!({}));
-        let user = match self.authenticate(s, &auth) {
-            Ok(user) => user,
+        let identity = match self.authenticate(s, &auth) {
+            Ok(identity) => identity,
             Err(reason) => {
                 self.metrics.auth_failures += 1;
                 log::warn!(
@@ -201,7 +224,35 @@ impl Server {
                 return;
             }
         };
-        let id = new_id();
+        let (user, claim_rooms) = match identity {
+            Some(id) => (
+                Some(id.user_id),
+                crate::store::grants::rooms_from_claims(&id.claims),
+            ),
+            None => (None, Vec::new()),
+        };
+        let recovery_on = !self.config.recovery_window.is_zero();
+        // A reconnect within the recovery window gets its id, rooms and missed broadcasts back.
+        let restored = match (recovery_on, auth.get("pid").and_then(Value::as_str)) {
+            (true, Some(pid)) => {
+                let offset = auth
+                    .get("offset")
+                    .and_then(Value::as_str)
+                    .and_then(|o| o.parse().ok());
+                self.recovery
+                    .restore(pid, offset, ns, std::time::Instant::now())
+                    .filter(|(saved, _)| {
+                        saved.user == user && !self.socket_ids.contains_key(&saved.sid)
+                    })
+                    .map(|(saved, missed)| (pid.to_owned(), saved, missed))
+            }
+            _ => None,
+        };
+        let recovered = restored.is_some();
+        let (id, pid, rooms, missed) = match restored {
+            Some((pid, saved, missed)) => (saved.sid, Some(pid), saved.rooms, missed),
+            None => (new_id(), recovery_on.then(new_id), Vec::new(), Vec::new()),
+        };
         let sock = self.sockets.insert(Socket {
             id: id.clone(),
             ns,
@@ -209,6 +260,10 @@ impl Server {
             user: user.clone(),
             rooms: Vec::new(),
             mark: 0,
+            claim_rooms,
+            pid: pid.clone(),
+            connected_offset: self.recovery.next_offset().saturating_sub(1),
+            buckets: None,
         });
         self.socket_ids.insert(id.clone(), sock);
         self.sessions[s].sockets.push((ns, sock));
@@ -216,24 +271,37 @@ impl Server {
         if let Some(u) = &user {
             self.join(sock, &format!("user:{u}"));
         }
+        for room in rooms {
+            // Grants may have been revoked while the socket was away.
+            if self.may_join(sock, &room).is_ok() || room.starts_with("presence:") {
+                self.join(sock, &room);
+            }
+        }
         log::debug!(
-            "socket {id} connected to {name} (user {})",
+            "socket {id} connected to {name} (user {}, recovered {recovered})",
             user.as_deref().unwrap_or("anonymous")
         );
-        let msg = sio::message(
-            PacketType::Connect,
-            name,
-            None,
-            Some(&json!({"sid": id})),
-            Vec::new(),
-        );
+        let reply = match &pid {
+            Some(pid) => json!({"sid": id, "pid": pid}),
+            None => json!({"sid": id}),
+        };
+        let msg = sio::message(PacketType::Connect, name, None, Some(&reply), Vec::new());
         self.send(s, &Rc::new(msg));
+        for m in &missed {
+            if !self.send(s, m) {
+                break;
+            }
+        }
         self.on_connect(sock, &auth);
     }
 
     /// The user a CONNECT authenticates as: the auth object's `token`, else the handshake's
     /// bearer token. `Ok(None)` is an anonymous socket where the configuration allows one.
-    fn authenticate(&self, s: usize, auth: &Value) -> Result<Option<String>, &'static str> {
+    fn authenticate(
+        &self,
+        s: usize,
+        auth: &Value,
+    ) -> Result<Option<crate::auth::Identity>, &'static str> {
         if self.config.profile != crate::config::Profile::Production {
             return Ok(None);
         }
@@ -244,21 +312,39 @@ impl Server {
         }
         .or(self.sessions[s].bearer.as_deref());
         match token {
-            Some(t) => self
-                .verifier
-                .verify(t)
-                .map(|id| Some(id.user_id))
-                .map_err(|e| e.reason()),
+            Some(t) => self.verifier.verify(t).map(Some).map_err(|e| e.reason()),
             None if self.config.allow_anonymous => Ok(None),
             None => Err(crate::auth::AuthError::MissingToken.reason()),
         }
     }
 
-    /// Removes a socket from its namespace, rooms and session.
-    pub(crate) fn remove_socket(&mut self, sock: usize, reason: &str) {
-        let Some(socket) = self.sockets.try_remove(sock) else {
+    /// Removes a socket from its namespace, rooms and session. `recoverable` saves it for
+    /// connection state recovery (a lost transport, not a deliberate disconnect).
+    pub(crate) fn remove_socket(&mut self, sock: usize, reason: &str, recoverable: bool) {
+        if !self.sockets.contains(sock) {
             return;
-        };
+        }
+        self.on_disconnect(sock);
+        let socket = self.sockets.remove(sock);
+        if recoverable && !self.config.recovery_window.is_zero() {
+            if let Some(pid) = &socket.pid {
+                let saved = crate::store::recovery::Saved {
+                    sid: socket.id.clone(),
+                    ns: socket.ns,
+                    user: socket.user.clone(),
+                    claim_rooms: socket.claim_rooms.clone(),
+                    rooms: socket
+                        .rooms
+                        .iter()
+                        .filter(|r| !r.starts_with("user:"))
+                        .cloned()
+                        .collect(),
+                    connected_offset: socket.connected_offset,
+                    at: std::time::Instant::now(),
+                };
+                self.recovery.save(pid.clone(), saved);
+            }
+        }
         self.socket_ids.remove(&socket.id);
         let ns = &mut self.namespaces[socket.ns];
         ns.sockets -= 1;
@@ -296,7 +382,6 @@ impl Server {
             .insert(sock);
     }
 
-    #[allow(dead_code)]
     pub(crate) fn leave(&mut self, sock: usize, room: &str) {
         let socket = &mut self.sockets[sock];
         let Some(i) = socket.rooms.iter().position(|r| r == room) else {
@@ -312,17 +397,49 @@ impl Server {
         }
     }
 
-    /// Sends `msg` to every socket of namespace `ns` in any of `rooms`, once each, except
-    /// sockets in `except` rooms and `except_socket`. The message is encoded at most once
-    /// per transport form; every recipient gets the same buffer. Returns the recipient count.
-    pub(crate) fn broadcast(
+    /// Emits event `name` with `args` to a target. With connection state recovery on, a
+    /// non-volatile broadcast gets an offset as its last argument and is kept for replay.
+    pub(crate) fn broadcast_event(
         &mut self,
         ns: usize,
-        rooms: &[String],
-        except: &[String],
-        except_socket: Option<usize>,
-        msg: Outbound,
+        name: &str,
+        mut args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        t: Target<'_>,
     ) -> usize {
+        let persist = !self.config.recovery_window.is_zero() && !t.volatile;
+        let offset = persist.then(|| self.recovery.allocate());
+        if let Some(o) = offset {
+            args.push(Value::String(o.to_string()));
+        }
+        let msg = Rc::new(sio::event(
+            &self.namespaces[ns].name,
+            name,
+            &args,
+            attachments,
+        ));
+        if let Some(offset) = offset {
+            let mut except = t.except.to_vec();
+            if let Some(x) = t.except_socket.and_then(|x| self.sockets.get(x)) {
+                except.push(x.id.clone());
+            }
+            self.recovery.store(crate::store::recovery::Stored {
+                offset,
+                ns,
+                rooms: t.rooms.to_vec(),
+                except,
+                at: std::time::Instant::now(),
+                msg: Rc::clone(&msg),
+            });
+        }
+        self.broadcast_msg(ns, &msg, t)
+    }
+
+    /// Sends `msg` to every socket of namespace `ns` in any of the target's rooms, once each,
+    /// except sockets in its `except` rooms and its `except_socket`. The message is encoded at
+    /// most once per transport form; every recipient gets the same buffer. Returns the
+    /// recipient count.
+    pub(crate) fn broadcast_msg(&mut self, ns: usize, msg: &Rc<Outbound>, t: Target<'_>) -> usize {
         self.broadcast_seq += 1;
         let seq = self.broadcast_seq;
         let mut recipients = std::mem::take(&mut self.scratch);
@@ -332,7 +449,7 @@ impl Server {
         let room_map = &self.namespaces[ns].rooms;
         // Sid rooms resolve through the id index, restricted to this namespace.
         let sid_room = |r: &str| socket_ids.get(r).copied();
-        for r in except {
+        for r in t.except {
             if let Some(members) = room_map.get(r) {
                 for &m in members {
                     sockets[m].mark = seq;
@@ -341,12 +458,12 @@ impl Server {
                 sockets[m].mark = seq;
             }
         }
-        if let Some(m) = except_socket {
+        if let Some(m) = t.except_socket {
             if let Some(s) = sockets.get_mut(m) {
                 s.mark = seq;
             }
         }
-        for r in rooms {
+        for r in t.rooms {
             if let Some(members) = room_map.get(r) {
                 for &m in members {
                     let s = &mut sockets[m];
@@ -363,13 +480,17 @@ impl Server {
                 }
             }
         }
-        let msg = Rc::new(msg);
         let mut delivered = 0;
         for &m in &recipients {
-            if let Some(socket) = self.sockets.get(m) {
-                if self.send(socket.session, &msg) {
-                    delivered += 1;
-                }
+            let Some(socket) = self.sockets.get(m) else {
+                continue;
+            };
+            let s = socket.session;
+            if t.volatile && self.backlog(s) > VOLATILE_BACKLOG {
+                continue;
+            }
+            if self.send(s, msg) {
+                delivered += 1;
             }
         }
         self.metrics.record_fanout(delivered as u64);

@@ -126,6 +126,20 @@ pub fn unmask(buf: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// Whether a close frame's payload is valid (RFC 6455 5.5.1, 7.4): empty, or a status code a
+/// peer may send followed by a UTF-8 reason.
+pub fn valid_close_payload(p: &[u8]) -> bool {
+    match p.len() {
+        0 => true,
+        1 => false,
+        _ => {
+            let code = u16::from_be_bytes([p[0], p[1]]);
+            let code_ok = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            code_ok && std::str::from_utf8(&p[2..]).is_ok()
+        }
+    }
+}
+
 /// Length of the header of an unmasked server frame carrying `len` payload bytes.
 pub fn header_len(len: usize) -> usize {
     match len {
@@ -254,6 +268,18 @@ mod tests {
             parse(&reserved, 100).unwrap_err(),
             FrameError::ReservedOpcode | FrameError::BadHeader
         ));
+    }
+
+    #[test]
+    fn close_payloads() {
+        assert!(valid_close_payload(b""));
+        assert!(valid_close_payload(&[0x03, 0xE8]));
+        assert!(!valid_close_payload(&[0x03]));
+        assert!(!valid_close_payload(&[0x03, 0xED]), "1005 is reserved");
+        assert!(
+            !valid_close_payload(&[0x03, 0xE8, 0xff]),
+            "reason must be UTF-8"
+        );
     }
 
     #[test]

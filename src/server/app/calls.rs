@@ -1,0 +1,262 @@
+//! WebRTC call signaling: invites (with a grant to the call room and a timeout), accept,
+//! reject, end, and `call:signal` relayed only to a participant's sockets in the call room.
+//! Media never passes the server.
+
+use super::validate::{json_len, Outcome, Payload, Refusal};
+use crate::server::sio::Target;
+use crate::server::Server;
+use crate::store::grants::valid_id;
+use crate::timer::Timer;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// An invite not answered within this is missed.
+pub const INVITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Invitees per call.
+pub const MAX_INVITEES: usize = 16;
+/// Largest signaling payload (SDP or ICE) in bytes of JSON.
+pub const MAX_SIGNAL_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct Call {
+    pub initiator: String,
+    pub kind: String,
+    /// Invited and not yet answered.
+    pub invited: BTreeSet<String>,
+    /// Joined (the initiator and everyone who accepted).
+    pub participants: BTreeSet<String>,
+}
+
+impl Server {
+    fn call_update(&mut self, call_id: &str, body: Value) {
+        let rooms = [format!("call:{call_id}")];
+        self.broadcast_event(
+            0,
+            "call:update",
+            vec![body],
+            Vec::new(),
+            Target {
+                rooms: &rooms,
+                ..Target::default()
+            },
+        );
+    }
+
+    pub(super) fn call_invite(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+        let call_id = p.id("callId")?;
+        let kind = p.text("kind", 16)?;
+        if !matches!(kind.as_str(), "voice" | "video" | "screen") {
+            return Err(Refusal::invalid("`kind` must be voice, video or screen"));
+        }
+        let to: Vec<String> = match p.get("to") {
+            Some(Value::String(s)) if valid_id(s) => vec![s.clone()],
+            Some(Value::Number(n)) => vec![n.to_string()],
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_INVITEES => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) if valid_id(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(Refusal::invalid("`to` must be user ids")),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(Refusal::invalid(format!(
+                    "`to` must be a user id or 1 to {MAX_INVITEES} user ids"
+                )))
+            }
+        };
+        if self.sockets[sock].ns != 0 {
+            return Err(Refusal::forbidden("calls live in the main namespace"));
+        }
+        let room = format!("call:{call_id}");
+        match self.app.calls.get_mut(&call_id) {
+            Some(c) if c.initiator != user && !c.participants.contains(user) => {
+                return Err(Refusal::forbidden("call id in use"))
+            }
+            Some(c) => c.invited.extend(to.iter().filter(|u| *u != user).cloned()),
+            None => {
+                let mut participants = BTreeSet::new();
+                participants.insert(user.to_owned());
+                let invited = to.iter().filter(|u| *u != user).cloned().collect();
+                self.app.calls.insert(
+                    call_id.clone(),
+                    Call {
+                        initiator: user.to_owned(),
+                        kind: kind.clone(),
+                        invited,
+                        participants,
+                    },
+                );
+            }
+        }
+        self.grants.grant(&room, user);
+        self.join(sock, &room);
+        let deadline = Instant::now() + INVITE_TIMEOUT;
+        for invitee in to.iter().filter(|u| *u != user) {
+            self.grants.grant(&room, invitee);
+            let rooms = [format!("user:{invitee}")];
+            let body = json!({"callId": call_id, "from": user, "kind": kind});
+            self.broadcast_event(
+                0,
+                "call:invite",
+                vec![body],
+                Vec::new(),
+                Target {
+                    rooms: &rooms,
+                    ..Target::default()
+                },
+            );
+            self.timers.at(
+                deadline,
+                Timer::CallInviteTimeout {
+                    call: call_id.clone(),
+                    user: invitee.clone(),
+                },
+            );
+        }
+        Ok(json!({"ok": true}))
+    }
+
+    fn participants(&self, call_id: &str) -> Vec<String> {
+        self.app
+            .calls
+            .get(call_id)
+            .map(|c| c.participants.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn call_accept(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+        let call_id = p.id("callId")?;
+        let Some(call) = self.app.calls.get_mut(&call_id) else {
+            return Err(Refusal::new("not_found", "no such call"));
+        };
+        if !call.invited.remove(user) && !call.participants.contains(user) {
+            return Err(Refusal::forbidden("not invited to this call"));
+        }
+        call.participants.insert(user.to_owned());
+        let kind = call.kind.clone();
+        self.join(sock, &format!("call:{call_id}"));
+        let participants = self.participants(&call_id);
+        self.call_update(&call_id, json!({"callId": call_id, "state": "active", "kind": kind, "userId": user, "participants": participants}));
+        Ok(json!({"ok": true, "participants": participants}))
+    }
+
+    pub(super) fn call_reject(&mut self, _sock: usize, user: &str, p: &Payload) -> Outcome {
+        let call_id = p.id("callId")?;
+        let Some(call) = self.app.calls.get_mut(&call_id) else {
+            return Err(Refusal::new("not_found", "no such call"));
+        };
+        if !call.invited.remove(user) {
+            return Err(Refusal::forbidden("no pending invite for this call"));
+        }
+        self.revoke_grant(&format!("call:{call_id}"), user);
+        self.call_update(
+            &call_id,
+            json!({"callId": call_id, "state": "rejected", "userId": user}),
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    pub(super) fn call_end(&mut self, _sock: usize, user: &str, p: &Payload) -> Outcome {
+        let call_id = p.id("callId")?;
+        let Some(call) = self.app.calls.get(&call_id) else {
+            return Err(Refusal::new("not_found", "no such call"));
+        };
+        if !call.participants.contains(user) {
+            return Err(Refusal::forbidden("not in this call"));
+        }
+        self.end_call(&call_id, Some(user));
+        Ok(json!({"ok": true}))
+    }
+
+    /// Tells the call room the call is over, then removes everyone and every grant.
+    fn end_call(&mut self, call_id: &str, by: Option<&str>) {
+        self.call_update(
+            call_id,
+            json!({"callId": call_id, "state": "ended", "userId": by}),
+        );
+        let Some(call) = self.app.calls.remove(call_id) else {
+            return;
+        };
+        let room = format!("call:{call_id}");
+        for u in call.participants.iter().chain(call.invited.iter()) {
+            self.grants.revoke(&room, u);
+        }
+        let members: Vec<usize> = self.namespaces[0]
+            .rooms
+            .get(&room)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default();
+        for m in members {
+            self.leave(m, &room);
+        }
+    }
+
+    pub(crate) fn on_call_invite_timeout(&mut self, call_id: &str, user: &str) {
+        let Some(call) = self.app.calls.get_mut(call_id) else {
+            return;
+        };
+        if !call.invited.remove(user) {
+            return;
+        }
+        self.grants.revoke(&format!("call:{call_id}"), user);
+        let body = json!({"callId": call_id, "state": "missed", "userId": user});
+        let rooms = [format!("call:{call_id}"), format!("user:{user}")];
+        self.broadcast_event(
+            0,
+            "call:update",
+            vec![body],
+            Vec::new(),
+            Target {
+                rooms: &rooms,
+                ..Target::default()
+            },
+        );
+        let lonely = self
+            .app
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.invited.is_empty() && c.participants.len() <= 1);
+        if lonely {
+            self.end_call(call_id, None);
+        }
+    }
+
+    pub(super) fn call_signal(&mut self, sock: usize, user: &str, mut p: Payload) -> Outcome {
+        let call_id = p.id("callId")?;
+        let to = p.id("to")?;
+        let room = format!("call:{call_id}");
+        self.require_room(sock, &room)?;
+        let Some(call) = self.app.calls.get(&call_id) else {
+            return Err(Refusal::new("not_found", "no such call"));
+        };
+        if !call.participants.contains(&to) {
+            return Err(Refusal::forbidden("`to` is not a participant of this call"));
+        }
+        let payload = p
+            .take("payload")
+            .ok_or_else(|| Refusal::invalid("`payload` is required"))?;
+        if json_len(&payload) > MAX_SIGNAL_BYTES {
+            return Err(Refusal::invalid(format!(
+                "`payload` larger than {MAX_SIGNAL_BYTES} bytes"
+            )));
+        }
+        // Only the addressee's sockets that are in the call room.
+        let recipients: Vec<usize> = self.namespaces[0]
+            .rooms
+            .get(&room)
+            .map(|m| {
+                m.iter()
+                    .copied()
+                    .filter(|&x| self.sockets[x].user.as_deref() == Some(to.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let body = json!({"callId": call_id, "from": user, "payload": payload});
+        for r in &recipients {
+            self.emit_to(*r, "call:signal", std::slice::from_ref(&body), Vec::new());
+        }
+        Ok(json!({"ok": true, "delivered": recipients.len()}))
+    }
+}

@@ -1,0 +1,337 @@
+//! Collaboration and classes: document edits in a per-document total order, volatile cursors
+//! and whiteboard strokes, shared files, live quizzes with batched answer counts, and live
+//! classes with throttled viewer counts.
+
+use super::validate::{json_len, Outcome, Payload, Refusal};
+use crate::engineio::new_id;
+use crate::server::sio::Target;
+use crate::server::Server;
+use crate::store::grants::classify;
+use crate::store::now_ms;
+use crate::timer::Timer;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Largest document cursor payload.
+pub const MAX_CURSOR_BYTES: usize = 1024;
+/// Quiz answer counts go out at most this often.
+pub const QUIZ_FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// Class viewer counts go out at most this often.
+pub const CLASS_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A live quiz: the open question and its answers.
+#[derive(Debug, Default)]
+pub struct Quiz {
+    pub question: Option<String>,
+    pub answered: HashSet<String>,
+    pub counts: BTreeMap<String, u64>,
+    pub flush_pending: bool,
+}
+
+impl Server {
+    pub(super) fn document_edit(
+        &mut self,
+        sock: usize,
+        user: &str,
+        mut p: Payload,
+        attachments: Vec<Bytes>,
+    ) -> Outcome {
+        let doc = p.id("docId")?;
+        let room = format!("document:{doc}");
+        self.require_room(sock, &room)?;
+        let ops = p
+            .take("ops")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Refusal::invalid("`ops` is required"))?;
+        let seq = {
+            let s = self.app.doc_seq.entry(doc.clone()).or_insert(0);
+            *s += 1;
+            *s
+        };
+        let body = json!({"docId": doc, "seq": seq, "ops": ops, "userId": user});
+        self.relay(sock, &room, "document:edit", body, attachments, false);
+        Ok(json!({"ok": true, "seq": seq}))
+    }
+
+    pub(super) fn document_cursor(&mut self, sock: usize, user: &str, mut p: Payload) -> Outcome {
+        let doc = p.id("docId")?;
+        let room = format!("document:{doc}");
+        self.require_room(sock, &room)?;
+        let cursor = p.take("cursor").unwrap_or(Value::Null);
+        if json_len(&cursor) > MAX_CURSOR_BYTES {
+            return Err(Refusal::invalid(format!(
+                "`cursor` larger than {MAX_CURSOR_BYTES} bytes"
+            )));
+        }
+        self.relay(
+            sock,
+            &room,
+            "document:cursor",
+            json!({"docId": doc, "cursor": cursor, "userId": user}),
+            Vec::new(),
+            true,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    pub(super) fn whiteboard_stroke(
+        &mut self,
+        sock: usize,
+        user: &str,
+        mut p: Payload,
+        attachments: Vec<Bytes>,
+    ) -> Outcome {
+        let room = p.text("room", 200)?;
+        classify(&room).map_err(Refusal::invalid)?;
+        self.require_room(sock, &room)?;
+        let stroke = p
+            .take("stroke")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Refusal::invalid("`stroke` is required"))?;
+        self.relay(
+            sock,
+            &room,
+            "whiteboard:stroke",
+            json!({"room": room, "stroke": stroke, "userId": user}),
+            attachments,
+            true,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    /// Validates `{url, name, size, mime}` of a shared file.
+    pub(super) fn file_meta(&self, v: &Value) -> Result<Value, Refusal> {
+        let Value::Object(m) = v else {
+            return Err(Refusal::invalid("a file must be an object"));
+        };
+        let p = Payload(m.clone());
+        let url = p.text("url", 2048)?;
+        let relative = url.starts_with('/') && !url.starts_with("//");
+        if !(url.starts_with("https://") || relative) || url.chars().any(char::is_whitespace) {
+            return Err(Refusal::invalid(
+                "`url` must be https:// or a relative /path",
+            ));
+        }
+        let name = p.text("name", 255)?;
+        let size = p
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Refusal::invalid("`size` must be a non-negative integer"))?;
+        if size > self.config.max_file_size {
+            return Err(Refusal::invalid(format!(
+                "`size` above the {} byte limit",
+                self.config.max_file_size
+            )));
+        }
+        let mime = p.text("mime", 127)?;
+        let valid_mime = mime.split_once('/').is_some_and(|(a, b)| {
+            let ok = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&c))
+            };
+            ok(a) && ok(b)
+        });
+        if !valid_mime {
+            return Err(Refusal::invalid("`mime` must be type/subtype"));
+        }
+        Ok(json!({"url": url, "name": name, "size": size, "mime": mime}))
+    }
+
+    pub(super) fn file_shared(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+        let room = p.text("room", 200)?;
+        classify(&room).map_err(Refusal::invalid)?;
+        self.require_room(sock, &room)?;
+        let Value::Object(mut file) = self.file_meta(&Value::Object(p.0.clone()))? else {
+            unreachable!("file_meta returns an object")
+        };
+        file.insert("room".into(), json!(room));
+        file.insert("userId".into(), json!(user));
+        let body = Value::Object(file);
+        self.relay(sock, &room, "file:shared", body.clone(), Vec::new(), false);
+        let key = room
+            .split_once(':')
+            .map_or(room.as_str(), |(_, id)| id)
+            .to_owned();
+        self.forward("file:shared", &key, Some(user), body);
+        Ok(json!({"ok": true}))
+    }
+
+    /// `quiz:update` from the internal API opens or closes a question.
+    pub(crate) fn quiz_control(&mut self, data: &Value) {
+        let (Some(quiz), Some(state)) = (
+            data.get("quizId"),
+            data.get("state").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let quiz = match quiz {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return,
+        };
+        let question = data
+            .get("questionId")
+            .map(|q| q.as_str().map_or_else(|| q.to_string(), str::to_owned));
+        match state {
+            "open" => {
+                let q = self.app.quizzes.entry(quiz).or_default();
+                q.question = question;
+                q.answered.clear();
+                q.counts.clear();
+            }
+            "closed" => {
+                if let Some(q) = self.app.quizzes.get_mut(&quiz) {
+                    q.question = None;
+                    if q.flush_pending {
+                        // The final counts go out at the scheduled flush.
+                    }
+                }
+                if self
+                    .app
+                    .quizzes
+                    .get(&quiz)
+                    .is_some_and(|q| !q.flush_pending)
+                {
+                    self.app.quizzes.remove(&quiz);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn quiz_answer(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+        let quiz_id = p.id("quizId")?;
+        let question = p.id("questionId")?;
+        let answer = p.text("answer", 64)?;
+        self.require_room(sock, &format!("quiz:{quiz_id}"))?;
+        let Some(quiz) = self.app.quizzes.get_mut(&quiz_id) else {
+            return Err(Refusal::new("closed", "no open question"));
+        };
+        if quiz.question.as_deref() != Some(question.as_str()) {
+            return Err(Refusal::new("closed", "this question is not open"));
+        }
+        if !quiz.answered.insert(user.to_owned()) {
+            return Err(Refusal::new("duplicate", "already answered"));
+        }
+        *quiz.counts.entry(answer.clone()).or_insert(0) += 1;
+        if !quiz.flush_pending {
+            quiz.flush_pending = true;
+            self.timers.at(
+                Instant::now() + QUIZ_FLUSH_EVERY,
+                Timer::QuizFlush {
+                    quiz: quiz_id.clone(),
+                },
+            );
+        }
+        self.forward(
+            "quiz:answer",
+            &quiz_id,
+            Some(user),
+            json!({"quizId": quiz_id, "questionId": question, "answer": answer, "userId": user}),
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    pub(crate) fn on_quiz_flush(&mut self, quiz_id: &str) {
+        let Some(quiz) = self.app.quizzes.get_mut(quiz_id) else {
+            return;
+        };
+        quiz.flush_pending = false;
+        let counts: Map<String, Value> = quiz
+            .counts
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let body = json!({"quizId": quiz_id, "questionId": quiz.question, "counts": counts});
+        if quiz.question.is_none() {
+            self.app.quizzes.remove(quiz_id);
+        }
+        let rooms = [format!("quiz:{quiz_id}")];
+        self.broadcast_event(
+            0,
+            "quiz:update",
+            vec![body],
+            Vec::new(),
+            Target {
+                rooms: &rooms,
+                ..Target::default()
+            },
+        );
+    }
+
+    pub(super) fn class_join(&mut self, sock: usize, _user: &str, p: &Payload) -> Outcome {
+        let class = p.id("classId")?;
+        let room = format!("class:{class}");
+        self.may_join(sock, &room)?;
+        self.join(sock, &room);
+        self.class_changed(&class);
+        Ok(json!({"ok": true, "viewers": self.viewers(&class)}))
+    }
+
+    pub(super) fn class_leave(&mut self, sock: usize, p: &Payload) -> Outcome {
+        let class = p.id("classId")?;
+        self.leave(sock, &format!("class:{class}"));
+        self.class_changed(&class);
+        Ok(json!({"ok": true}))
+    }
+
+    pub(super) fn class_message(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+        let class = p.id("classId")?;
+        let room = format!("class:{class}");
+        self.require_room(sock, &room)?;
+        let text = p.text("text", 2000)?;
+        let id = new_id();
+        let body = json!({"id": id, "classId": class, "userId": user, "text": text, "createdAt": now_ms()});
+        self.relay(
+            sock,
+            &room,
+            "class:message",
+            body.clone(),
+            Vec::new(),
+            false,
+        );
+        self.forward("class:message", &class, Some(user), body);
+        Ok(json!({"ok": true, "id": id}))
+    }
+
+    fn viewers(&self, class: &str) -> usize {
+        self.namespaces[0]
+            .rooms
+            .get(&format!("class:{class}"))
+            .map_or(0, |m| m.len())
+    }
+
+    /// Schedules a viewer-count update for a class (at most one per interval).
+    pub(crate) fn class_changed(&mut self, class: &str) {
+        if self.app.classes_dirty.insert(class.to_owned()) {
+            self.timers.at(
+                Instant::now() + CLASS_FLUSH_EVERY,
+                Timer::ClassFlush {
+                    class: class.to_owned(),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn on_class_flush(&mut self, class: &str) {
+        if !self.app.classes_dirty.remove(class) {
+            return;
+        }
+        let viewers = self.viewers(class);
+        let rooms = [format!("class:{class}")];
+        self.broadcast_event(
+            0,
+            "class:update",
+            vec![json!({"classId": class, "viewers": viewers})],
+            Vec::new(),
+            Target {
+                rooms: &rooms,
+                volatile: true,
+                ..Target::default()
+            },
+        );
+    }
+}

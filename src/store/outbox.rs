@@ -1,0 +1,96 @@
+//! The outbox: client events the platform must persist, in order, bounded. Without Kafka the
+//! platform drains it with `GET /api/outbox`; with Kafka a producer thread drains it.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutEvent {
+    pub id: u64,
+    pub event: String,
+    /// Partition key: the conversation (or other room) id, else the user id.
+    pub key: String,
+    #[serde(rename = "userId")]
+    pub user_id: Option<String>,
+    pub data: Value,
+    pub at: u64,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    events: VecDeque<OutEvent>,
+    cap: usize,
+    next_id: u64,
+    /// Events dropped because nobody drained the outbox in time.
+    pub dropped: u64,
+}
+
+impl Outbox {
+    pub fn new(cap: usize) -> Self {
+        Outbox {
+            events: VecDeque::new(),
+            cap,
+            next_id: 1,
+            dropped: 0,
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        event: &str,
+        key: String,
+        user_id: Option<String>,
+        data: Value,
+        at: u64,
+    ) -> u64 {
+        if self.events.len() >= self.cap {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.events.push_back(OutEvent {
+            id,
+            event: event.to_owned(),
+            key,
+            user_id,
+            data,
+            at,
+        });
+        id
+    }
+
+    /// Events with an id above `after`, at most `limit`.
+    pub fn read(&self, after: u64, limit: usize) -> Vec<&OutEvent> {
+        let start = self.events.partition_point(|e| e.id <= after);
+        self.events.range(start..).take(limit).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bounded_and_read_after() {
+        let mut o = Outbox::new(3);
+        for i in 0..5 {
+            o.push("message:new", "c1".into(), None, json!(i), 0);
+        }
+        assert_eq!(o.dropped, 2);
+        let ids: Vec<u64> = o.read(0, 10).iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+        let ids: Vec<u64> = o.read(3, 1).iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![4]);
+    }
+}
