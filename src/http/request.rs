@@ -18,7 +18,10 @@ pub struct Request<'a> {
     pub chunked: bool,
     pub connection_close: bool,
     pub connection_keep_alive: bool,
+    /// `Upgrade: websocket` together with `Connection: upgrade`.
     pub upgrade_websocket: bool,
+    upgrade_header_websocket: bool,
+    connection_upgrade: bool,
     pub ws_key: Option<&'a str>,
     pub ws_version: Option<&'a str>,
     pub origin: Option<&'a str>,
@@ -38,6 +41,8 @@ pub enum RequestError {
     HeadTooLarge,
     #[error("invalid Content-Length")]
     BadContentLength,
+    #[error("unsupported Transfer-Encoding")]
+    BadTransferEncoding,
 }
 
 impl RequestError {
@@ -89,6 +94,24 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
                 return Err(RequestError::BadContentLength);
             }
         }
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only codings ending in `chunked` have a defined length (answered 411 later); anything else,
+            // or a second header, would desync framing with a proxy in front.
+            let codings: Vec<&[u8]> = h.value.split(|&b| b == b',').map(trim_ascii).collect();
+            let chunked_last = codings
+                .last()
+                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+            let chunked_once = codings
+                .iter()
+                .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+                .count()
+                == 1;
+            if out.chunked || !chunked_last || !chunked_once {
+                return Err(RequestError::BadTransferEncoding);
+            }
+            out.chunked = true;
+            continue;
+        }
         let Ok(value) = std::str::from_utf8(h.value) else {
             continue;
         };
@@ -100,18 +123,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
                 return Err(RequestError::BadContentLength);
             }
             out.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            out.chunked = value.to_ascii_lowercase().contains("chunked");
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     out.connection_close = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     out.connection_keep_alive = true;
+                } else if token.eq_ignore_ascii_case("upgrade") {
+                    out.connection_upgrade = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
-            out.upgrade_websocket = value.eq_ignore_ascii_case("websocket");
+            out.upgrade_header_websocket = value.eq_ignore_ascii_case("websocket");
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             out.ws_key = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
@@ -126,6 +149,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
             out.acr_headers = Some(value);
         }
     }
+    out.upgrade_websocket = out.upgrade_header_websocket && out.connection_upgrade;
     Ok(Some(out))
 }
 

@@ -268,9 +268,17 @@ impl Server {
 
     /// Answers the WebSocket upgrade handshake; `false` (after an error response) if invalid.
     fn ws_handshake(&mut self, key: usize, req: &Req) -> bool {
+        // RFC 6455 4.2.1: version 13 and a key that is the base64 of a 16-byte nonce.
+        let key_ok = |k: &&str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .is_ok_and(|n| n.len() == 16)
+        };
         let Some(ws_key) = req
             .ws_key
             .as_deref()
+            .filter(key_ok)
             .filter(|_| req.ws_version.as_deref() == Some("13"))
         else {
             self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, false);
