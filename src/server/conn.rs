@@ -23,6 +23,10 @@ pub enum ConnKind {
         /// A fragmented message being reassembled: its opcode and bytes so far.
         fragment: Option<(Opcode, Vec<u8>)>,
     },
+    /// Our last bytes are out and our write side is shut; input is read and dropped until the
+    /// peer closes (or the deadline), so unread input does not turn our close into a reset
+    /// that could destroy the final response before the client reads it.
+    Lingering { until: Instant },
 }
 
 /// Outbound bytes: shared buffers written front to back with vectored writes.

@@ -35,6 +35,8 @@ const FIRST_CONN: usize = 16;
 const READ_BUF_LEN: usize = 64 * 1024;
 /// An HTTP connection with no request and no pending poll for this long is closed.
 const HTTP_IDLE: Duration = Duration::from_secs(60);
+/// How long a closing connection waits for the peer's EOF.
+const LINGER: Duration = Duration::from_secs(2);
 /// How often idle HTTP connections are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Longest a shutdown waits for clients to receive their DISCONNECT.
@@ -303,10 +305,10 @@ impl Server {
                 return;
             };
             let was_http = matches!(conn.kind, ConnKind::Http { .. });
-            start += if was_http {
-                self.on_http_input(key, &input[start..])
-            } else {
-                self.on_ws_input(key, &input[start..])
+            start += match conn.kind {
+                ConnKind::Http { .. } => self.on_http_input(key, &input[start..]),
+                ConnKind::WebSocket { .. } => self.on_ws_input(key, &input[start..]),
+                ConnKind::Lingering { .. } => input.len() - start,
             };
             let Some(conn) = self.conns.get(key) else {
                 return;
@@ -388,7 +390,7 @@ impl Server {
         let token = Token(FIRST_CONN + key);
         if conn.out.is_empty() {
             if conn.close_after_flush {
-                self.close_conn(key, "closed after response");
+                self.begin_linger(key);
                 return;
             }
             if conn.want_write {
@@ -419,7 +421,12 @@ impl Server {
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("connection {key} closed: {reason}");
-        match conn.kind {
+        self.detach(key, conn.kind, reason);
+    }
+
+    /// Tells the session layer a connection no longer carries it.
+    fn detach(&mut self, key: usize, kind: ConnKind, reason: &str) {
+        match kind {
             ConnKind::Http {
                 pending_poll: Some(s),
             } => {
@@ -430,8 +437,23 @@ impl Server {
                 }
             }
             ConnKind::WebSocket { session, .. } => self.on_ws_closed(session, key, reason),
-            ConnKind::Http { pending_poll: None } => {}
+            ConnKind::Http { pending_poll: None } | ConnKind::Lingering { .. } => {}
         }
+    }
+
+    /// Everything queued is written: shut our write side and wait briefly for the peer's EOF.
+    fn begin_linger(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let until = Instant::now() + LINGER;
+        let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering { until });
+        conn.rbuf = Vec::new();
+        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.close_conn(key, "closed after response");
+            return;
+        }
+        self.detach(key, kind, "closed after response");
     }
 
     fn run_timers(&mut self) {
@@ -484,15 +506,18 @@ impl Server {
         }
     }
 
-    /// Closes HTTP connections that hold no request and no long-poll.
+    /// Closes HTTP connections that hold no request and no long-poll, and lingering ones whose
+    /// peer never closed.
     fn sweep_idle(&mut self, now: Instant) {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                matches!(c.kind, ConnKind::Http { pending_poll: None })
-                    && c.out.is_empty()
-                    && now.duration_since(c.last_active) > HTTP_IDLE
+            .filter(|(_, c)| match c.kind {
+                ConnKind::Http { pending_poll: None } => {
+                    c.out.is_empty() && now.duration_since(c.last_active) > HTTP_IDLE
+                }
+                ConnKind::Lingering { until } => now >= until,
+                _ => false,
             })
             .map(|(k, _)| k)
             .collect();
@@ -542,10 +567,10 @@ impl Server {
 
     fn shutdown_complete(&self) -> bool {
         self.sessions.is_empty()
-            && self
-                .conns
-                .iter()
-                .all(|(_, c)| c.out.is_empty() && matches!(c.kind, ConnKind::Http { .. }))
+            && self.conns.iter().all(|(_, c)| {
+                c.out.is_empty()
+                    && matches!(c.kind, ConnKind::Http { .. } | ConnKind::Lingering { .. })
+            })
     }
 
     pub(crate) fn next_uid(&mut self) -> u64 {

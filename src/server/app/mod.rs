@@ -71,7 +71,8 @@ impl Server {
             }
             Profile::Bench => self.join(sock, BENCH_ROOM),
             Profile::Production => {
-                if self.sockets[sock].ns == 0 {
+                // Sending the CONNECT reply (and missed packets) may have closed a slow client.
+                if self.sockets.get(sock).is_some_and(|x| x.ns == 0) {
                     self.presence_connected(sock);
                     self.deliver_mailbox(sock);
                 }

@@ -160,7 +160,7 @@ impl Server {
 
     /// Delivers queued offline notifications to a connecting socket, oldest first.
     pub(super) fn deliver_mailbox(&mut self, sock: usize) {
-        let Some(user) = self.sockets[sock].user.clone() else {
+        let Some(user) = self.sockets.get(sock).and_then(|x| x.user.clone()) else {
             return;
         };
         for data in self.mailbox.take(&user, Instant::now()) {

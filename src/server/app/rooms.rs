@@ -72,7 +72,11 @@ impl Server {
         let mut removed = 0;
         for sock in members {
             // A token's claim cannot be taken back, but it stops counting for this socket.
-            self.sockets[sock].claim_rooms.retain(|r| r != room);
+            // An earlier emit may have closed a slow client's session (and this socket).
+            let Some(socket) = self.sockets.get_mut(sock) else {
+                continue;
+            };
+            socket.claim_rooms.retain(|r| r != room);
             if self.in_room(sock, room) {
                 self.leave(sock, room);
                 removed += 1;
