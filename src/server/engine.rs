@@ -94,7 +94,10 @@ pub struct Session {
     pub probed: bool,
     timer_gen: u64,
     awaiting_pong: bool,
-    pong_deadline: Option<Instant>,
+    /// The next ping's scheduled time plus pingTimeout: without a pong by then the session is
+    /// gone. Derived from scheduled times, not from when a timer happened to fire, so the
+    /// deadline is exact to the millisecond.
+    deadline: Instant,
     /// Socket.IO sockets on this session: (namespace index, socket key).
     pub sockets: Vec<(usize, usize)>,
     pub partial: Option<PartialBinary>,
@@ -181,7 +184,7 @@ impl Server {
     pub(crate) fn lookup_session(&mut self, sid: &str) -> Option<usize> {
         let s = *self.sids.get(sid)?;
         let session = &self.sessions[s];
-        if session.awaiting_pong && session.pong_deadline.is_some_and(|d| Instant::now() >= d) {
+        if Instant::now() >= session.deadline {
             self.metrics.ping_timeouts += 1;
             self.close_session(s, CloseReason::PingTimeout);
             return None;
@@ -193,6 +196,7 @@ impl Server {
         if is_ws && !self.ws_handshake(key, req) {
             return;
         }
+        let opened = Instant::now();
         let sid = new_id();
         let uid = self.next_uid();
         let session = Session {
@@ -213,7 +217,7 @@ impl Server {
             probed: false,
             timer_gen: 0,
             awaiting_pong: false,
-            pong_deadline: None,
+            deadline: opened + self.config.ping_interval + self.config.ping_timeout,
             sockets: Vec::new(),
             partial: None,
             bearer: req.bearer.clone(),
@@ -249,7 +253,7 @@ impl Server {
                 .body("text/plain; charset=UTF-8", open);
             self.respond(key, resp, req.keep_alive);
         }
-        let now = Instant::now();
+        let now = opened;
         self.timers.at(
             now + self.config.ping_interval,
             Timer::Ping {
@@ -712,9 +716,8 @@ impl Server {
         else {
             return;
         };
-        let deadline = Instant::now() + self.config.ping_timeout;
+        let deadline = session.deadline;
         session.awaiting_pong = true;
-        session.pong_deadline = Some(deadline);
         self.timers.at(
             deadline,
             Timer::PongDeadline {
@@ -732,15 +735,15 @@ impl Server {
             return;
         }
         session.awaiting_pong = false;
-        session.pong_deadline = None;
         session.timer_gen += 1;
+        let due = Instant::now() + self.config.ping_interval;
+        session.deadline = due + self.config.ping_timeout;
         let timer = Timer::Ping {
             session: s,
             uid: session.uid,
             gen: session.timer_gen,
         };
-        self.timers
-            .at(Instant::now() + self.config.ping_interval, timer);
+        self.timers.at(due, timer);
     }
 
     pub(crate) fn on_pong_deadline(&mut self, s: usize, uid: u64, gen: u64) {
