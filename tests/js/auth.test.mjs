@@ -78,9 +78,9 @@ test('missing token -> unauthorized / missing token', { timeout: 15_000 }, async
   assert.equal(await rejected(hs.url, { auth: {} }), 'missing token');
 });
 
-// The contract names the reasons `missing token` and `expired` literally; other failures only
+// The contract names the reasons `missing token` and `token expired` literally; other failures only
 // need a non-empty reason (the contract's list ends with "...").
-test('expired token -> unauthorized / expired', { timeout: 15_000 }, async () => {
+test('expired token -> unauthorized / token expired', { timeout: 15_000 }, async () => {
   const now = nowSec();
   const token = makeJwt({ sub: 'auth-user', iat: now - 7200, exp: now - 3600 }, S);
   assert.equal(await rejected(hs.url, { auth: { token } }), 'token expired');

@@ -111,6 +111,22 @@ test('an invalid Engine.IO packet ends the session', { timeout: 10_000 }, async 
   }, { timeoutMs: 2500, what: 'the sid to be rejected after an invalid packet' });
 });
 
+test('two concurrent GETs on one sid: one answers close (1), the other 400, session gone', { timeout: 15_000 }, async () => {
+  const { open } = await handshake();
+  const q = `?EIO=4&transport=polling&sid=${open.sid}`;
+  // Whichever GET the server sees first is the pending long poll; the second is the offender.
+  const [r1, r2] = await Promise.all([
+    req(q, { signal: AbortSignal.timeout(5000) }),
+    req(q, { signal: AbortSignal.timeout(5000) }),
+  ]);
+  const got = [r1, r2].map((r) => `${r.res.status} ${r.body}`).sort();
+  assert.equal(got.length, 2);
+  assert.ok(got[0].startsWith('200 ') && got[0].slice(4) === '1', `one GET answers the close packet: ${JSON.stringify(got)}`);
+  assert.ok(got[1].startsWith('400 '), `the other GET gets 400: ${JSON.stringify(got)}`);
+  const after = await req(q, { signal: AbortSignal.timeout(2000) });
+  assert.equal(after.res.status, 400, `the session is closed: ${after.body}`);
+});
+
 test('the server is still healthy after all these errors', { timeout: 10_000 }, async () => {
   const res = await fetch(`${srv.url}/health`, { signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 200);

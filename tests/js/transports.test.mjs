@@ -53,6 +53,12 @@ test('default: starts on polling, upgrades to websocket, then echoes', { timeout
   assert.equal(socket.io.engine, engine, 'the upgrade must keep the same Engine.IO session');
   await assertEcho(socket);
   assert.equal(socket.io.engine.transport.name, 'websocket');
+  // Once upgraded, the session no longer accepts polling requests.
+  const res = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${engine.id}`, { signal: AbortSignal.timeout(5000) });
+  const body = await res.text();
+  assert.equal(res.status, 400, `polling GET on an upgraded sid -> ${res.status} ${body}`);
+  assert.equal(socket.connected, true, 'the stray polling request does not hurt the websocket session');
+  await assertEcho(socket);
 });
 
 test('metrics count the open connections per transport and the sockets on /', { timeout: 15_000 }, async () => {
