@@ -88,6 +88,31 @@ pub struct Flags {
     /// largest `file:shared` size in bytes [SOCKET_IO_MAX_FILE_SIZE] (default 104857600)
     #[argh(option)]
     pub max_file_size: Option<u64>,
+    /// the Redis URL for the presence/grant mirror and multi-node fanout, e.g. redis://127.0.0.1:6379
+    /// [REDIS_URL] (default: none, fully in-process)
+    #[argh(option)]
+    pub redis_url: Option<String>,
+    /// the Kafka bootstrap brokers, comma separated [KAFKA_BROKERS] (default: none)
+    #[argh(option)]
+    pub kafka_brokers: Option<String>,
+    /// the Kafka topics to consume, comma separated [KAFKA_TOPICS] (default realtime-events)
+    #[argh(option)]
+    pub kafka_topics: Option<String>,
+    /// the Kafka group id for this node's committed offsets [KAFKA_GROUP_ID]
+    /// (default sio-edge-<node id>)
+    #[argh(option)]
+    pub kafka_group_id: Option<String>,
+    /// the Kafka topic for client events to persist [KAFKA_CLIENT_EVENTS_TOPIC]
+    /// (default client-events)
+    #[argh(option)]
+    pub kafka_client_events_topic: Option<String>,
+    /// where a node with no committed offset starts: latest or earliest [KAFKA_START]
+    /// (default latest)
+    #[argh(option)]
+    pub kafka_start: Option<String>,
+    /// this node's id in Redis keys and the Kafka group id [NODE_ID] (default: host name + port)
+    #[argh(option)]
+    pub node_id: Option<String>,
     /// accept sockets without a token (local development only) [SOCKET_IO_ALLOW_ANONYMOUS=1]
     #[argh(switch)]
     pub allow_anonymous: bool,
@@ -143,8 +168,21 @@ pub struct Config {
     pub recovery_window: Duration,
     pub rate_limit_scale: f32,
     pub max_file_size: u64,
+    pub redis_url: Option<String>,
+    pub kafka: Option<KafkaSettings>,
+    pub node_id: String,
     pub profile: Profile,
     pub log: String,
+}
+
+/// Kafka settings; present only when brokers are configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    pub brokers: Vec<String>,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub client_events_topic: String,
+    pub start_at_latest: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +229,9 @@ impl Default for Config {
             recovery_window: Duration::from_millis(120_000),
             rate_limit_scale: 1.0,
             max_file_size: 100 << 20,
+            redis_url: None,
+            kafka: None,
+            node_id: String::new(),
             profile: Profile::Production,
             log: "info".into(),
         }
@@ -397,6 +438,78 @@ impl Config {
         }
         if let Some(n) = parse_num(flags.max_file_size, "SOCKET_IO_MAX_FILE_SIZE", lookup)? {
             c.max_file_size = n;
+        }
+        c.node_id = match flags.node_id.or_else(|| env("NODE_ID", lookup)) {
+            Some(id) if crate::store::grants::valid_id(&id) => id,
+            Some(id) => {
+                return Err(bad(format!(
+                    "node id {id:?} must be 1 to 128 of [A-Za-z0-9_.:@-]"
+                )))
+            }
+            None => {
+                let host = lookup("HOSTNAME")
+                    .filter(|h| crate::store::grants::valid_id(h))
+                    .unwrap_or_else(|| "node".into());
+                format!("{host}-{}-{}", c.port, std::process::id())
+            }
+        };
+        c.redis_url = flags.redis_url.or_else(|| env("REDIS_URL", lookup));
+        if let Some(u) = &c.redis_url {
+            if !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://"))
+            {
+                return Err(bad(format!(
+                    "REDIS_URL must start with redis://, rediss:// or unix:// (got {u:?})"
+                )));
+            }
+        }
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        if let Some(brokers) = flags
+            .kafka_brokers
+            .or_else(|| env("KAFKA_BROKERS", lookup))
+            .map(list)
+            .filter(|b| !b.is_empty())
+        {
+            let topics = flags
+                .kafka_topics
+                .or_else(|| env("KAFKA_TOPICS", lookup))
+                .map(list)
+                .unwrap_or_else(|| vec!["realtime-events".into()]);
+            if topics.is_empty() {
+                return Err(bad("KAFKA_TOPICS names no topic"));
+            }
+            let start = flags
+                .kafka_start
+                .or_else(|| env("KAFKA_START", lookup))
+                .unwrap_or_else(|| "latest".into());
+            let start_at_latest = match start.as_str() {
+                "latest" => true,
+                "earliest" => false,
+                other => {
+                    return Err(bad(format!(
+                        "KAFKA_START must be latest or earliest (got {other:?})"
+                    )))
+                }
+            };
+            c.kafka = Some(KafkaSettings {
+                brokers,
+                topics,
+                group_id: flags
+                    .kafka_group_id
+                    .or_else(|| env("KAFKA_GROUP_ID", lookup))
+                    .unwrap_or_else(|| format!("sio-edge-{}", c.node_id)),
+                client_events_topic: flags
+                    .kafka_client_events_topic
+                    .or_else(|| env("KAFKA_CLIENT_EVENTS_TOPIC", lookup))
+                    .unwrap_or_else(|| "client-events".into()),
+                start_at_latest,
+            });
         }
         c.allow_anonymous |= env_switch(flags.allow_anonymous, "SOCKET_IO_ALLOW_ANONYMOUS", lookup);
         c.diagnostics = env_switch(flags.diagnostics, "SOCKET_IO_DIAGNOSTICS", lookup);

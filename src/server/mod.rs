@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+/// Helper threads (Redis, Kafka) wake the loop through this token.
+const WAKER: Token = Token(2);
 /// Connection `key` in the slab is registered as `Token(FIRST_CONN + key)`.
 const FIRST_CONN: usize = 16;
 /// One read buffer for the whole loop; per-connection buffers hold only partial input.
@@ -45,6 +47,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(3000);
 /// All state of the server; only the loop thread touches it.
 pub struct Server {
     poll: Poll,
+    waker: std::sync::Arc<mio::Waker>,
     listener: TcpListener,
     signals: Signals,
     pub(crate) config: Config,
@@ -119,6 +122,7 @@ impl Server {
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         let namespaces = config
             .namespaces
             .iter()
@@ -137,6 +141,7 @@ impl Server {
         );
         Ok(Server {
             poll,
+            waker,
             listener,
             signals,
             verifier: Verifier::new(&config),
@@ -187,6 +192,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signal(),
+                    WAKER => self.on_wake(),
                     Token(t) if t >= FIRST_CONN => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -531,6 +537,11 @@ impl Server {
                 gen: 0,
             },
         );
+    }
+
+    /// A helper thread has events for the loop.
+    fn on_wake(&mut self) {
+        let _ = &self.waker;
     }
 
     fn on_signal(&mut self) {

@@ -121,8 +121,14 @@ impl Server {
                 }
             }
             (Profile::Bench, "bench:publish") => {
+                // bench/CONTRACT.md: relay to the payload's `room`, else to `bench`.
                 let ns = self.sockets[sock].ns;
-                let rooms = [BENCH_ROOM.to_owned()];
+                let room = args
+                    .first()
+                    .and_then(|p| p.get("room"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(BENCH_ROOM);
+                let rooms = [room.to_owned()];
                 self.broadcast_event(
                     ns,
                     "bench:msg",
@@ -133,6 +139,15 @@ impl Server {
                         ..Target::default()
                     },
                 );
+            }
+            (Profile::Bench, "bench:join") => {
+                if let Some(Value::String(room)) = args.first() {
+                    let room = room.clone();
+                    self.join(sock, &room);
+                }
+                if let Some(id) = ack {
+                    self.ack(sock, id, Vec::new(), Vec::new());
+                }
             }
             (_, "echo") if self.config.diagnostics => {
                 if let Some(id) = ack {
