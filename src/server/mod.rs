@@ -598,3 +598,16 @@ impl Server {
 pub fn run(listener: std::net::TcpListener, config: Config) -> io::Result<()> {
     Server::new(listener, config)?.run()
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// Per-connection memory is a benchmark target (issue 5): keep these structs small.
+    #[test]
+    fn per_connection_structs_stay_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        let session = std::mem::size_of::<super::Session>();
+        let socket = std::mem::size_of::<super::Socket>();
+        eprintln!("Conn {conn} B, Session {session} B, Socket {socket} B");
+        assert!(conn + session + socket < 1024, "Conn {conn} + Session {session} + Socket {socket}");
+    }
+}
