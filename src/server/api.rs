@@ -273,6 +273,9 @@ impl Server {
         let Some(data) = &emit.data else { return };
         let now = std::time::Instant::now();
         for room in &emit.rooms {
+            if emit.except.contains(room) {
+                continue;
+            }
             let Some(user) = room.strip_prefix("user:") else {
                 continue;
             };

@@ -52,6 +52,8 @@ pub struct Socket {
     pub connected_offset: u64,
     /// Rate-limit buckets, allocated on the first limited event.
     pub buckets: Option<Box<crate::store::ratelimit::Buckets>>,
+    /// When this socket was recovered: the time its previous transport was lost.
+    pub recovered_at: Option<std::time::Instant>,
 }
 
 /// Where a broadcast goes.
@@ -233,25 +235,25 @@ impl Server {
         };
         let recovery_on = !self.config.recovery_window.is_zero();
         // A reconnect within the recovery window gets its id, rooms and missed broadcasts back.
+        let now = std::time::Instant::now();
+        let offset = auth.get("offset").and_then(Value::as_str).and_then(|o| o.parse::<u64>().ok());
         let restored = match (recovery_on, auth.get("pid").and_then(Value::as_str)) {
-            (true, Some(pid)) => {
-                let offset = auth
-                    .get("offset")
-                    .and_then(Value::as_str)
-                    .and_then(|o| o.parse().ok());
-                self.recovery
-                    .restore(pid, offset, ns, std::time::Instant::now())
-                    .filter(|(saved, _)| {
-                        saved.user == user && !self.socket_ids.contains_key(&saved.sid)
-                    })
-                    .map(|(saved, missed)| (pid.to_owned(), saved, missed))
-            }
+            (true, Some(pid)) => self
+                .recovery
+                .take(pid, ns, now)
+                .filter(|saved| saved.user == user && !self.socket_ids.contains_key(&saved.sid))
+                // As the reference does: an offset older than the log fails the recovery.
+                .filter(|saved| self.recovery.covers(offset.unwrap_or(saved.connected_offset)))
+                .map(|saved| (pid.to_owned(), saved)),
             _ => None,
         };
         let recovered = restored.is_some();
-        let (id, pid, rooms, missed) = match restored {
-            Some((pid, saved, missed)) => (saved.sid, Some(pid), saved.rooms, missed),
-            None => (new_id(), recovery_on.then(new_id), Vec::new(), Vec::new()),
+        let (id, pid, rooms, after, disconnected_at) = match restored {
+            Some((pid, saved)) => {
+                let after = offset.unwrap_or(saved.connected_offset);
+                (saved.sid, Some(pid), saved.rooms, Some(after), Some(saved.at))
+            }
+            None => (new_id(), recovery_on.then(new_id), Vec::new(), None, None),
         };
         let sock = self.sockets.insert(Socket {
             id: id.clone(),
@@ -264,6 +266,7 @@ impl Server {
             pid: pid.clone(),
             connected_offset: self.recovery.next_offset().saturating_sub(1),
             buckets: None,
+            recovered_at: None,
         });
         self.socket_ids.insert(id.clone(), sock);
         self.sessions[s].sockets.push((ns, sock));
@@ -275,8 +278,21 @@ impl Server {
             // Grants may have been revoked while the socket was away.
             if self.may_join(sock, &room).is_ok() || room.starts_with("presence:") {
                 self.join(sock, &room);
+                if let Some(class) = room.strip_prefix("class:") {
+                    self.class_changed(class);
+                }
             }
         }
+        // Replay only what the rooms it is allowed back into received while it was away.
+        let missed = match after {
+            Some(after) => {
+                let mut own = self.sockets[sock].rooms.clone();
+                own.push(id.clone());
+                self.recovery.missed(after, ns, &own).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        self.sockets[sock].recovered_at = disconnected_at;
         log::debug!(
             "socket {id} connected to {name} (user {}, recovered {recovered})",
             user.as_deref().unwrap_or("anonymous")
@@ -333,12 +349,7 @@ impl Server {
                     ns: socket.ns,
                     user: socket.user.clone(),
                     claim_rooms: socket.claim_rooms.clone(),
-                    rooms: socket
-                        .rooms
-                        .iter()
-                        .filter(|r| !r.starts_with("user:"))
-                        .cloned()
-                        .collect(),
+                    rooms: socket.rooms.clone(),
                     connected_offset: socket.connected_offset,
                     at: std::time::Instant::now(),
                 };

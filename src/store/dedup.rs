@@ -21,8 +21,7 @@ impl Dedup {
         }
     }
 
-    /// Records `(user, id)`; returns `false` when it was seen within the window (a duplicate).
-    pub fn first_time(&mut self, user: &str, id: &str, now: Instant) -> bool {
+    fn expire(&mut self, now: Instant) {
         while let Some((t, _)) = self.order.front() {
             if now.duration_since(*t) < self.window && self.order.len() < self.cap {
                 break;
@@ -30,11 +29,33 @@ impl Dedup {
             let (_, k) = self.order.pop_front().expect("front exists");
             self.seen.remove(&k);
         }
-        let key = format!("{user}\u{0}{id}");
-        if !self.seen.insert(key.clone()) {
+    }
+
+    fn key(user: &str, id: &str) -> String {
+        format!("{user}\u{0}{id}")
+    }
+
+    /// Whether `(user, id)` was recorded within the window.
+    pub fn seen(&mut self, user: &str, id: &str, now: Instant) -> bool {
+        self.expire(now);
+        self.seen.contains(&Self::key(user, id))
+    }
+
+    /// Records `(user, id)` after the event it names took effect.
+    pub fn record(&mut self, user: &str, id: &str, now: Instant) {
+        self.expire(now);
+        let key = Self::key(user, id);
+        if self.seen.insert(key.clone()) {
+            self.order.push_back((now, key));
+        }
+    }
+
+    /// Records `(user, id)`; returns `false` when it was seen within the window (a duplicate).
+    pub fn first_time(&mut self, user: &str, id: &str, now: Instant) -> bool {
+        if self.seen(user, id, now) {
             return false;
         }
-        self.order.push_back((now, key));
+        self.record(user, id, now);
         true
     }
 }

@@ -54,6 +54,14 @@ impl Mailbox {
         out
     }
 
+    /// As [`Mailbox::take`], but only what was queued before `cutoff`; the rest is dropped
+    /// (a recovered socket gets those as replayed broadcasts instead).
+    pub fn take_before(&mut self, user: &str, cutoff: Instant, now: Instant) -> Vec<Value> {
+        let ttl = self.ttl;
+        let Some(q) = self.per_user.remove(user) else { return Vec::new() };
+        q.into_iter().filter(|(exp, _)| *exp > now && exp.checked_sub(ttl).is_some_and(|queued| queued < cutoff)).map(|(_, v)| v).collect()
+    }
+
     /// Drops expired notifications of every user.
     pub fn expire(&mut self, now: Instant) {
         let mut dropped = 0;
@@ -86,6 +94,16 @@ mod tests {
         assert_eq!(m.dropped, 1);
         assert_eq!(m.take("u", now), vec![json!(2), json!(3)]);
         assert!(m.take("u", now).is_empty(), "delivered exactly once");
+    }
+
+    #[test]
+    fn take_before_keeps_only_older_entries() {
+        let t0 = Instant::now();
+        let mut m = Mailbox::new(10, Duration::from_secs(60));
+        m.push("u", json!(1), t0);
+        m.push("u", json!(2), t0 + Duration::from_secs(5));
+        assert_eq!(m.take_before("u", t0 + Duration::from_secs(1), t0 + Duration::from_secs(6)), vec![json!(1)]);
+        assert_eq!(m.queued(), 0);
     }
 
     #[test]

@@ -75,39 +75,37 @@ impl Recovery {
         self.sessions.insert(pid, s);
     }
 
-    /// Removes and returns the saved socket for `pid` with the broadcasts after `offset` (or,
-    /// without an offset, since it connected) that were addressed to it. `None` when the pid is
-    /// unknown or expired, or the offset is older than what is kept.
-    pub fn restore(
-        &mut self,
-        pid: &str,
-        offset: Option<u64>,
-        ns: usize,
-        now: Instant,
-    ) -> Option<(Saved, Vec<Rc<Outbound>>)> {
+    /// Removes and returns the saved socket for `pid` if it is in namespace `ns` and within
+    /// the window.
+    pub fn take(&mut self, pid: &str, ns: usize, now: Instant) -> Option<Saved> {
         let saved = self.sessions.get(pid)?;
         if saved.ns != ns || now.duration_since(saved.at) > self.window {
             return None;
         }
-        let after = offset.unwrap_or(saved.connected_offset);
-        // The offset must still be in the log (or be the very last one handed out).
+        self.sessions.remove(pid)
+    }
+
+    /// Whether broadcasts after `after` are all still kept.
+    pub fn covers(&self, after: u64) -> bool {
         let oldest = self.packets.front().map_or(self.next_offset, |p| p.offset);
-        if after + 1 < oldest {
+        after + 1 >= oldest
+    }
+
+    /// The broadcasts of namespace `ns` after offset `after` addressed to any of `rooms` (the
+    /// socket's id among them) and not excluding any of them. `None` when `after` is older
+    /// than what is kept, so the socket cannot be recovered faithfully.
+    pub fn missed(&self, after: u64, ns: usize, rooms: &[String]) -> Option<Vec<Rc<Outbound>>> {
+        if !self.covers(after) {
             return None;
         }
-        let saved = self.sessions.remove(pid)?;
-        let mut own = saved.rooms.clone();
-        own.push(saved.sid.clone());
-        let missed = self
-            .packets
-            .iter()
-            .filter(|p| p.offset > after && p.ns == ns)
-            .filter(|p| {
-                p.rooms.iter().any(|r| own.contains(r)) && !p.except.iter().any(|r| own.contains(r))
-            })
-            .map(|p| Rc::clone(&p.msg))
-            .collect();
-        Some((saved, missed))
+        Some(
+            self.packets
+                .iter()
+                .filter(|p| p.offset > after && p.ns == ns)
+                .filter(|p| p.rooms.iter().any(|r| rooms.contains(r)) && !p.except.iter().any(|r| rooms.contains(r)))
+                .map(|p| Rc::clone(&p.msg))
+                .collect(),
+        )
     }
 
     /// Drops packets and sessions older than the window.
@@ -159,20 +157,14 @@ mod tests {
         let mut r = Recovery::new(Duration::from_secs(120), 100);
         for room in ["a", "b", "a", "s1"] {
             let offset = r.allocate();
-            r.store(Stored {
-                offset,
-                ns: 0,
-                rooms: vec![room.into()],
-                except: vec![],
-                at: now,
-                msg: msg(),
-            });
+            r.store(Stored { offset, ns: 0, rooms: vec![room.into()], except: vec![], at: now, msg: msg() });
         }
         r.save("pid".into(), saved(&["a"]));
-        let (s, missed) = r.restore("pid", Some(1), 0, now).unwrap();
+        let s = r.take("pid", 0, now).unwrap();
         assert_eq!(s.sid, "s1");
-        assert_eq!(missed.len(), 2, "offset 3 (room a) and 4 (sid room)");
-        assert!(r.restore("pid", Some(1), 0, now).is_none(), "restored once");
+        let rooms = vec!["a".to_string(), "s1".to_string()];
+        assert_eq!(r.missed(1, 0, &rooms).unwrap().len(), 2, "offset 3 (room a) and 4 (sid room)");
+        assert!(r.take("pid", 0, now).is_none(), "taken once");
     }
 
     #[test]
@@ -181,24 +173,11 @@ mod tests {
         let mut r = Recovery::new(Duration::from_secs(1), 2);
         for _ in 0..5 {
             let offset = r.allocate();
-            r.store(Stored {
-                offset,
-                ns: 0,
-                rooms: vec!["a".into()],
-                except: vec![],
-                at: now,
-                msg: msg(),
-            });
+            r.store(Stored { offset, ns: 0, rooms: vec!["a".into()], except: vec![], at: now, msg: msg() });
         }
+        assert!(r.missed(1, 0, &["a".to_string()]).is_none(), "offset 1 fell out of the log");
+        assert_eq!(r.missed(3, 0, &["a".to_string()]).unwrap().len(), 2);
         r.save("pid".into(), saved(&["a"]));
-        assert!(
-            r.restore("pid", Some(1), 0, now).is_none(),
-            "offset 1 fell out of the log"
-        );
-        assert!(
-            r.restore("pid", Some(4), 0, now + Duration::from_secs(5))
-                .is_none(),
-            "window passed"
-        );
+        assert!(r.take("pid", 0, now + Duration::from_secs(5)).is_none(), "window passed");
     }
 }

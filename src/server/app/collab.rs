@@ -24,7 +24,10 @@ pub const CLASS_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// A live quiz: the open question and its answers.
 #[derive(Debug, Default)]
 pub struct Quiz {
+    /// The open question, if any.
     pub question: Option<String>,
+    /// The question the pending counts belong to (it may have closed since).
+    pub counted: Option<String>,
     pub answered: HashSet<String>,
     pub counts: BTreeMap<String, u64>,
     pub flush_pending: bool,
@@ -108,8 +111,9 @@ impl Server {
         };
         let p = Payload(m.clone());
         let url = p.text("url", 2048)?;
+        // Browsers read `\` as `/`, so `/\host` is `//host`: off-site, not relative.
         let relative = url.starts_with('/') && !url.starts_with("//");
-        if !(url.starts_with("https://") || relative) || url.chars().any(char::is_whitespace) {
+        if !(url.starts_with("https://") || relative) || url.chars().any(|c| c.is_whitespace() || c == '\\') {
             return Err(Refusal::invalid(
                 "`url` must be https:// or a relative /path",
             ));
@@ -177,25 +181,23 @@ impl Server {
             .map(|q| q.as_str().map_or_else(|| q.to_string(), str::to_owned));
         match state {
             "open" => {
+                // Counts still pending for the previous question go out first.
+                if self.app.quizzes.get(&quiz).is_some_and(|q| q.flush_pending) {
+                    self.on_quiz_flush(&quiz);
+                }
                 let q = self.app.quizzes.entry(quiz).or_default();
-                q.question = question;
+                q.question = question.clone();
+                q.counted = question;
                 q.answered.clear();
                 q.counts.clear();
             }
             "closed" => {
                 if let Some(q) = self.app.quizzes.get_mut(&quiz) {
                     q.question = None;
-                    if q.flush_pending {
-                        // The final counts go out at the scheduled flush.
+                    // Pending counts go out at their flush, which then forgets the quiz.
+                    if !q.flush_pending {
+                        self.app.quizzes.remove(&quiz);
                     }
-                }
-                if self
-                    .app
-                    .quizzes
-                    .get(&quiz)
-                    .is_some_and(|q| !q.flush_pending)
-                {
-                    self.app.quizzes.remove(&quiz);
                 }
             }
             _ => {}
@@ -245,7 +247,7 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        let body = json!({"quizId": quiz_id, "questionId": quiz.question, "counts": counts});
+        let body = json!({"quizId": quiz_id, "questionId": quiz.counted, "counts": counts});
         if quiz.question.is_none() {
             self.app.quizzes.remove(quiz_id);
         }

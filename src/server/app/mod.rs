@@ -196,15 +196,28 @@ impl Server {
             return Err(Refusal::forbidden("authentication required"));
         };
         let mut p = Payload::from_args(&mut args)?;
-        if let Some(Value::String(eid)) = p.take("eventId") {
-            if eid.is_empty() || eid.len() > 128 {
-                return Err(Refusal::invalid("`eventId` must be 1 to 128 characters"));
-            }
-            if !self.dedup.first_time(&user, &eid, Instant::now()) {
+        let event_id = match p.take("eventId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(eid)) if !eid.is_empty() && eid.len() <= 128 => Some(eid),
+            Some(_) => return Err(Refusal::invalid("`eventId` must be a string of 1 to 128 characters")),
+        };
+        if let Some(eid) = &event_id {
+            if self.dedup.seen(&user, eid, Instant::now()) {
                 self.metrics.duplicate_events += 1;
                 return Ok(json!({"ok": true, "duplicate": true}));
             }
         }
+        let outcome = self.run_handler(sock, &user, name, p, attachments);
+        // Only an event that took effect makes its retries duplicates; a refused one may be
+        // retried (after joining the room, say).
+        if let (Some(eid), Ok(_)) = (&event_id, &outcome) {
+            self.dedup.record(&user, eid, Instant::now());
+        }
+        outcome
+    }
+
+    fn run_handler(&mut self, sock: usize, user: &str, name: &str, p: Payload, attachments: Vec<Bytes>) -> Outcome {
+        let user = user.to_owned();
         match name {
             "room:join" => self.room_join(sock, &user, &p),
             "room:leave" => self.room_leave(sock, &p),

@@ -163,7 +163,12 @@ impl Server {
         let Some(user) = self.sockets.get(sock).and_then(|x| x.user.clone()) else {
             return;
         };
-        for data in self.mailbox.take(&user, Instant::now()) {
+        let now = Instant::now();
+        let queued = match self.sockets[sock].recovered_at {
+            Some(cutoff) => self.mailbox.take_before(&user, cutoff, now),
+            None => self.mailbox.take(&user, now),
+        };
+        for data in queued {
             self.emit_to(sock, "notification:new", &[data], Vec::new());
         }
     }
