@@ -28,15 +28,22 @@ fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    let profile = config.profile;
+    let path = config.path.clone();
+    // Build the server (which installs the SIGTERM/SIGINT handlers) before announcing the
+    // port: a supervisor that signals right after the line must get a clean shutdown.
+    let mut server = match sio_edge::server::Server::new(listener, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sio-edge: cannot start the event loop: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // Tests and supervisors read this line to learn the (possibly ephemeral) port.
     println!("sio-edge listening on {local}");
     let _ = std::io::stdout().flush();
-    log::info!(
-        "listening on {local} (path {}, profile {:?})",
-        config.path,
-        config.profile
-    );
-    match sio_edge::server::run(listener, config) {
+    log::info!("listening on {local} (path {path}, profile {profile:?})");
+    match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("event loop failed: {e}");

@@ -608,6 +608,9 @@ mod size_tests {
         let session = std::mem::size_of::<super::Session>();
         let socket = std::mem::size_of::<super::Socket>();
         eprintln!("Conn {conn} B, Session {session} B, Socket {socket} B");
-        assert!(conn + session + socket < 1024, "Conn {conn} + Session {session} + Socket {socket}");
+        assert!(
+            conn + session + socket < 1024,
+            "Conn {conn} + Session {session} + Socket {socket}"
+        );
     }
 }

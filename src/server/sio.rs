@@ -236,14 +236,20 @@ impl Server {
         let recovery_on = !self.config.recovery_window.is_zero();
         // A reconnect within the recovery window gets its id, rooms and missed broadcasts back.
         let now = std::time::Instant::now();
-        let offset = auth.get("offset").and_then(Value::as_str).and_then(|o| o.parse::<u64>().ok());
+        let offset = auth
+            .get("offset")
+            .and_then(Value::as_str)
+            .and_then(|o| o.parse::<u64>().ok());
         let restored = match (recovery_on, auth.get("pid").and_then(Value::as_str)) {
             (true, Some(pid)) => self
                 .recovery
                 .take(pid, ns, now)
                 .filter(|saved| saved.user == user && !self.socket_ids.contains_key(&saved.sid))
                 // As the reference does: an offset older than the log fails the recovery.
-                .filter(|saved| self.recovery.covers(offset.unwrap_or(saved.connected_offset)))
+                .filter(|saved| {
+                    self.recovery
+                        .covers(offset.unwrap_or(saved.connected_offset))
+                })
                 .map(|saved| (pid.to_owned(), saved)),
             _ => None,
         };
@@ -251,7 +257,13 @@ impl Server {
         let (id, pid, rooms, after, disconnected_at) = match restored {
             Some((pid, saved)) => {
                 let after = offset.unwrap_or(saved.connected_offset);
-                (saved.sid, Some(pid), saved.rooms, Some(after), Some(saved.at))
+                (
+                    saved.sid,
+                    Some(pid),
+                    saved.rooms,
+                    Some(after),
+                    Some(saved.at),
+                )
             }
             None => (new_id(), recovery_on.then(new_id), Vec::new(), None, None),
         };

@@ -384,3 +384,128 @@ export function tracker() {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Platform-feature helpers (rooms, chat, calls, ... tests): HS256 tokens with claims, an
+// internal-API client, an event recorder and a delivery barrier.
+
+/** HS256 token for user `sub` with extra claims (e.g. `{conversations: ['c1']}`), valid 1 h. */
+export function userToken(secret, sub, claims = {}) {
+  return makeJwt({ sub, iat: nowSec(), exp: nowSec() + 3600, ...claims }, secret);
+}
+
+/**
+ * Client for the internal HTTP API of `url` with key `key`. Every call resolves
+ * `{status, json, text}` (json null when the body is not JSON).
+ */
+export function apiClient(url, key) {
+  async function call(method, path, body) {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, json, text };
+  }
+  const member = (room, user) =>
+    `/api/rooms/${encodeURIComponent(room)}/members${user === undefined ? '' : `/${encodeURIComponent(user)}`}`;
+  return {
+    call,
+    /** POST /api/emit; throws unless 202; resolves the recipient count. */
+    async emit(body) {
+      const r = await call('POST', '/api/emit', body);
+      if (r.status !== 202) throw new Error(`POST /api/emit ${JSON.stringify(body)} -> ${r.status} ${r.text}`);
+      return r.json.recipients;
+    },
+    grant: (room, user) => call('PUT', member(room, user)),
+    revoke: (room, user) => call('DELETE', member(room, user)),
+    members: (room) => call('GET', member(room)),
+    presence: (users) => call('GET', `/api/presence?users=${users.map(encodeURIComponent).join(',')}`),
+    outbox: (after = 0, limit = 1000) => call('GET', `/api/outbox?after=${after}&limit=${limit}`),
+  };
+}
+
+/**
+ * Record every event a socket receives (register before it connects to catch events sent right
+ * after the CONNECT). `wait(event, pred)` resolves the args of the first recorded event (past or
+ * future, from index `from`) matching the name and predicate.
+ */
+export function recorder(socket) {
+  const events = []; // {event, args}
+  const waiters = new Set();
+  socket.onAny((event, ...args) => {
+    events.push({ event, args });
+    for (const w of [...waiters]) w();
+  });
+  const find = (event, pred, from) => {
+    for (let i = from; i < events.length; i++) {
+      const e = events[i];
+      if (e.event === event && pred(...e.args)) return { index: i, args: e.args };
+    }
+    return null;
+  };
+  return {
+    socket,
+    events,
+    /** Arrays of args of every recorded `event`. */
+    all: (event) => events.filter((e) => e.event === event).map((e) => e.args),
+    count: (event, pred = () => true) => events.filter((e) => e.event === event && pred(...e.args)).length,
+    /** Index to pass as `from` to only look at events recorded later. */
+    mark: () => events.length,
+    wait(event, pred = () => true, { timeoutMs = 5_000, from = 0 } = {}) {
+      const hit = find(event, pred, from);
+      if (hit) return Promise.resolve(hit.args);
+      return new Promise((res, rej) => {
+        const check = () => {
+          const h = find(event, pred, from);
+          if (h) { waiters.delete(check); clearTimeout(timer); res(h.args); }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          const seen = events.slice(from).map((e) => e.event).join(', ');
+          rej(new Error(`timed out after ${timeoutMs} ms waiting for '${event}' on socket ${socket.id} (seen since: ${seen || 'nothing'})`));
+        }, timeoutMs);
+        waiters.add(check);
+      });
+    },
+  };
+}
+
+let barrierSeq = 0;
+/**
+ * Delivery barrier: emit a distinct event through the internal API to each recorder's socket (by
+ * sid room) and wait until every one got it. Delivery on one connection is ordered, so anything
+ * sent to those sockets before has arrived once this resolves. Call it after the acks of the
+ * client events being checked. Resolves the barrier event name.
+ */
+export async function barrier(api, recorders, timeoutMs = 5_000) {
+  const event = `test:barrier:${process.pid}:${++barrierSeq}`;
+  const waits = recorders.map((r) => r.wait(event, () => true, { timeoutMs }));
+  const n = await api.emit({ event, data: barrierSeq, rooms: recorders.map((r) => r.socket.id) });
+  if (n !== recorders.length) throw new Error(`barrier reached ${n} of ${recorders.length} sockets`);
+  await Promise.all(waits);
+  return event;
+}
+
+/** emitAck resolving only the first ack argument (the `{ok, ...}` object of the platform events). */
+export async function request(socket, event, payload, timeoutMs = 5_000) {
+  const [res] = await emitAck(socket, event, [payload], timeoutMs);
+  return res;
+}
+
+/**
+ * Connect a websocket socket.io-client socket with `auth.token = token`, recording its events
+ * from before the CONNECT (see recorder). Resolves the recorder; `rec.socket` is the socket.
+ * Pass a tracker as opts.track to have it closed in after().
+ */
+export async function connectRecorded(url, token, { track, ...opts } = {}) {
+  const socket = client(url, { transports: ['websocket'], auth: { token }, ...opts });
+  track?.add(socket);
+  const rec = recorder(socket);
+  await connected(socket);
+  return rec;
+}

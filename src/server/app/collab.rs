@@ -113,7 +113,9 @@ impl Server {
         let url = p.text("url", 2048)?;
         // Browsers read `\` as `/`, so `/\host` is `//host`: off-site, not relative.
         let relative = url.starts_with('/') && !url.starts_with("//");
-        if !(url.starts_with("https://") || relative) || url.chars().any(|c| c.is_whitespace() || c == '\\') {
+        if !(url.starts_with("https://") || relative)
+            || url.chars().any(|c| c.is_whitespace() || c == '\\')
+        {
             return Err(Refusal::invalid(
                 "`url` must be https:// or a relative /path",
             ));

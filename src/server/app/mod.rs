@@ -183,6 +183,12 @@ impl Server {
                 "unknown event {name:?} from socket {}",
                 self.sockets[sock].id
             );
+            // Unknown events spend the `other` budget too, so a flood of them ends in a
+            // disconnect like any other abuse.
+            if !self.take_token(sock, Class::Other) {
+                self.metrics.rate_limited += 1;
+                return Err(Refusal::new("rate_limited", "too many events; slow down"));
+            }
             return Err(Refusal::new(
                 "unknown_event",
                 format!("no handler for {name:?}"),
@@ -199,7 +205,11 @@ impl Server {
         let event_id = match p.take("eventId") {
             None | Some(Value::Null) => None,
             Some(Value::String(eid)) if !eid.is_empty() && eid.len() <= 128 => Some(eid),
-            Some(_) => return Err(Refusal::invalid("`eventId` must be a string of 1 to 128 characters")),
+            Some(_) => {
+                return Err(Refusal::invalid(
+                    "`eventId` must be a string of 1 to 128 characters",
+                ))
+            }
         };
         if let Some(eid) = &event_id {
             if self.dedup.seen(&user, eid, Instant::now()) {
@@ -216,7 +226,14 @@ impl Server {
         outcome
     }
 
-    fn run_handler(&mut self, sock: usize, user: &str, name: &str, p: Payload, attachments: Vec<Bytes>) -> Outcome {
+    fn run_handler(
+        &mut self,
+        sock: usize,
+        user: &str,
+        name: &str,
+        p: Payload,
+        attachments: Vec<Bytes>,
+    ) -> Outcome {
         let user = user.to_owned();
         match name {
             "room:join" => self.room_join(sock, &user, &p),
