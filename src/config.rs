@@ -448,9 +448,12 @@ impl Config {
             }
             None => {
                 let host = lookup("HOSTNAME")
+                    .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                    .map(|h| h.trim().to_owned())
                     .filter(|h| crate::store::grants::valid_id(h))
                     .unwrap_or_else(|| "node".into());
-                format!("{host}-{}-{}", c.port, std::process::id())
+                // Stable across restarts, so a restarted node resumes its Kafka offsets.
+                format!("{host}-{}", c.port)
             }
         };
         c.redis_url = flags.redis_url.or_else(|| env("REDIS_URL", lookup));

@@ -16,12 +16,15 @@
 //! Protocol modules (`http`, `ws`, `engineio`, `socketio`) do no I/O and never import mio.
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod auth;
 pub mod config;
 pub mod engineio;
 pub mod http;
+pub mod kafka;
 pub mod logger;
 pub mod metrics;
+pub mod redis_bridge;
 pub mod server;
 pub mod socketio;
 pub mod store;

@@ -65,6 +65,8 @@ pub struct Gauges {
     pub outbox_dropped: u64,
     pub recovery_packets: u64,
     pub recovery_sessions: u64,
+    /// Extra lines rendered as they are (dependency states from the helper threads).
+    pub extra: String,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -249,6 +251,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Client events with no handler.",
         m.unknown_events,
     );
+    o.push_str(&g.extra);
     o
 }
 

@@ -42,6 +42,29 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn presence_users(req: &Req) -> Result<Vec<String>, (u16, String)> {
+    let users: Vec<String> = query_param(&req.query, "users")
+        .map(|u| {
+            percent_decode(&u)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if users.is_empty() {
+        return Err((
+            400,
+            "query parameter `users` is required (comma separated ids)".into(),
+        ));
+    }
+    if users.len() > MAX_PRESENCE_QUERY {
+        return Err((400, format!("at most {MAX_PRESENCE_QUERY} `users`")));
+    }
+    Ok(users)
+}
+
 fn check_grant_target(room: &str, user: &str) -> Result<(), (u16, String)> {
     match crate::store::grants::classify(room) {
         Ok(crate::store::grants::RoomKind::Private) => {}
@@ -123,7 +146,16 @@ impl Server {
         let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
         let result = match (req.method.as_str(), parts.as_slice()) {
             ("POST", ["emit"]) => return self.on_api_emit(key, req),
-            ("GET", ["presence"]) => self.api_presence(&req),
+            ("GET", ["presence"]) => match presence_users(&req) {
+                Ok(users) => {
+                    // With Redis the answer is the cluster's, sent when the reply arrives.
+                    if self.presence_api_deferred(key, &users, req.keep_alive) {
+                        return;
+                    }
+                    Ok((200, self.presence_json(&users)))
+                }
+                Err(e) => Err(e),
+            },
             ("GET", ["outbox"]) => self.api_outbox(&req),
             ("GET", ["rooms", room, "members"]) => {
                 Ok((200, self.api_members(&percent_decode(room))))
@@ -147,29 +179,6 @@ impl Server {
             }
         };
         self.respond(key, resp, req.keep_alive);
-    }
-
-    fn api_presence(&self, req: &Req) -> ApiResult {
-        let users: Vec<String> = query_param(&req.query, "users")
-            .map(|u| {
-                percent_decode(&u)
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if users.is_empty() {
-            return Err((
-                400,
-                "query parameter `users` is required (comma separated ids)".into(),
-            ));
-        }
-        if users.len() > MAX_PRESENCE_QUERY {
-            return Err((400, format!("at most {MAX_PRESENCE_QUERY} `users`")));
-        }
-        Ok((200, self.presence_json(&users)))
     }
 
     fn api_outbox(&self, req: &Req) -> ApiResult {
@@ -214,6 +223,7 @@ impl Server {
     fn api_grant(&mut self, room: &str, user: &str) -> ApiResult {
         check_grant_target(room, user)?;
         let new = self.grants.grant(room, user);
+        self.mirror_grant(room, user, true);
         Ok((
             200,
             serde_json::json!({"room": room, "userId": user, "granted": true, "new": new}),
@@ -223,6 +233,7 @@ impl Server {
     fn api_revoke(&mut self, room: &str, user: &str) -> ApiResult {
         check_grant_target(room, user)?;
         let removed = self.revoke_grant(room, user);
+        self.mirror_grant(room, user, false);
         Ok((
             200,
             serde_json::json!({"room": room, "userId": user, "granted": false, "removedSockets": removed}),
@@ -270,10 +281,22 @@ impl Server {
 
     /// Queues a notification for each named user that has no connected socket.
     fn queue_offline_notifications(&mut self, emit: &Emit) {
-        let Some(data) = &emit.data else { return };
-        let now = std::time::Instant::now();
-        for room in &emit.rooms {
-            if emit.except.contains(room) {
+        if let Some(data) = &emit.data {
+            self.queue_offline(&emit.rooms, &emit.except, data, None);
+        }
+    }
+
+    /// Queues a notification for each `user:<id>` target (not excluded) with no socket here;
+    /// with Redis the queueing also checks the user is offline on every node.
+    pub(crate) fn queue_offline(
+        &mut self,
+        rooms: &[String],
+        except: &[String],
+        data: &Value,
+        event_id: Option<&str>,
+    ) {
+        for room in rooms {
+            if except.contains(room) {
                 continue;
             }
             let Some(user) = room.strip_prefix("user:") else {
@@ -284,8 +307,8 @@ impl Server {
                 .get(room)
                 .is_none_or(|m| m.is_empty())
             {
-                self.mailbox.push(user, data.clone(), now);
-                self.metrics.notifications_queued += 1;
+                let user = user.to_owned();
+                self.mailbox_push(&user, data, event_id);
             }
         }
     }
@@ -380,6 +403,7 @@ impl Server {
         g.outbox_dropped = self.outbox.dropped;
         g.recovery_packets = self.recovery.stored() as u64;
         g.recovery_sessions = self.recovery.saved() as u64;
+        g.extra = self.dependency_metrics();
         metrics::render(&self.metrics, &g)
     }
 }

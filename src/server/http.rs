@@ -175,12 +175,10 @@ impl Server {
                 req.keep_alive,
             ),
             Route::Ready => {
-                let resp = if self.shutting_down {
-                    Response::new(503).json(r#"{"status":"shutting down"}"#)
-                } else {
-                    Response::new(200).json(r#"{"status":"ready"}"#)
-                };
-                self.respond(key, resp, req.keep_alive);
+                // Ready while serving: Redis or Kafka being down degrades, it does not stop us.
+                let status = if self.shutting_down { 503 } else { 200 };
+                let body = self.readiness().to_string();
+                self.respond(key, Response::new(status).json(body), req.keep_alive);
             }
             Route::Metrics => {
                 let text = self.render_metrics();

@@ -5,6 +5,7 @@
 
 mod api;
 mod app;
+mod cluster;
 mod conn;
 mod engine;
 mod http;
@@ -85,6 +86,10 @@ pub struct Server {
     limits: crate::store::ratelimit::Limits,
     /// Feature state of the application layer.
     app: app::State,
+    /// Ack id of the event being handled (for handlers that answer later).
+    current_ack: Option<u64>,
+    /// Redis and Kafka helper threads, when configured.
+    cluster: cluster::Cluster,
 }
 
 /// Client events kept for the platform to drain when no Kafka producer does.
@@ -139,7 +144,8 @@ impl Server {
                 gen: 0,
             },
         );
-        Ok(Server {
+        let node_id = config.node_id.clone();
+        let mut server = Server {
             poll,
             waker,
             listener,
@@ -171,7 +177,11 @@ impl Server {
             dedup: crate::store::dedup::Dedup::new(DEDUP_WINDOW, DEDUP_CAP),
             limits,
             app: app::State::default(),
-        })
+            current_ack: None,
+            cluster: cluster::Cluster::new(node_id),
+        };
+        server.start_cluster();
+        Ok(server)
     }
 
     /// Runs the loop until a SIGTERM/SIGINT shutdown completes.
@@ -209,6 +219,7 @@ impl Server {
             self.run_timers();
             self.flush_dirty();
             if self.shutting_down && self.shutdown_complete() {
+                self.stop_cluster();
                 log::info!("shutdown complete");
                 return Ok(());
             }
@@ -482,6 +493,7 @@ impl Server {
                     self.recovery.expire(now);
                     self.presence
                         .prune(crate::store::now_ms().saturating_sub(PRESENCE_KEEP_MS));
+                    self.refresh_redis();
                     self.timers.at(now + MAINTENANCE_EVERY, Timer::Maintenance);
                 }
                 Timer::Ping { session, uid, gen } => self.on_ping_due(session, uid, gen),
@@ -541,7 +553,7 @@ impl Server {
 
     /// A helper thread has events for the loop.
     fn on_wake(&mut self) {
-        let _ = &self.waker;
+        self.drain_cluster();
     }
 
     fn on_signal(&mut self) {

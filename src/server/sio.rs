@@ -64,6 +64,11 @@ pub struct Target<'a> {
     pub except_socket: Option<usize>,
     /// May be dropped for recipients that are behind (cursor moves, strokes).
     pub volatile: bool,
+    /// Deliver on this node only (it came from another node, or from Kafka, which every node
+    /// reads); otherwise it is also published for the other nodes when Redis is configured.
+    pub local: bool,
+    /// Every socket of the namespace (a remote `io.emit`); `rooms` is then ignored.
+    pub all: bool,
 }
 
 /// A recipient further behind than this skips volatile messages.
@@ -430,6 +435,9 @@ impl Server {
         attachments: Vec<Bytes>,
         t: Target<'_>,
     ) -> usize {
+        if !t.local && self.cluster.redis.is_some() {
+            self.publish_broadcast(ns, name, &args, &attachments, &t);
+        }
         let persist = !self.config.recovery_window.is_zero() && !t.volatile;
         let offset = persist.then(|| self.recovery.allocate());
         if let Some(o) = offset {
@@ -486,7 +494,15 @@ impl Server {
                 s.mark = seq;
             }
         }
-        for r in t.rooms {
+        if t.all {
+            for (m, s) in sockets.iter_mut() {
+                if s.ns == ns && s.mark != seq {
+                    s.mark = seq;
+                    recipients.push(m);
+                }
+            }
+        }
+        for r in t.rooms.iter().filter(|_| !t.all) {
             if let Some(members) = room_map.get(r) {
                 for &m in members {
                     let s = &mut sockets[m];
@@ -519,6 +535,43 @@ impl Server {
         self.metrics.record_fanout(delivered as u64);
         self.scratch = recipients;
         delivered
+    }
+
+    /// Sockets of namespace `ns` in any of `rooms` (all of them when `rooms` is empty) and in
+    /// none of `except`.
+    pub(crate) fn select_sockets(
+        &self,
+        ns: usize,
+        rooms: &[String],
+        except: &[String],
+    ) -> Vec<usize> {
+        let room_map = &self.namespaces[ns].rooms;
+        let members = |r: &String| -> Vec<usize> {
+            match room_map.get(r) {
+                Some(m) => m.iter().copied().collect(),
+                None => self
+                    .socket_ids
+                    .get(r)
+                    .copied()
+                    .filter(|&s| self.sockets[s].ns == ns)
+                    .into_iter()
+                    .collect(),
+            }
+        };
+        let excluded: std::collections::HashSet<usize> = except.iter().flat_map(members).collect();
+        let mut out: Vec<usize> = if rooms.is_empty() {
+            self.sockets
+                .iter()
+                .filter(|(_, s)| s.ns == ns)
+                .map(|(k, _)| k)
+                .collect()
+        } else {
+            rooms.iter().flat_map(members).collect()
+        };
+        out.sort_unstable();
+        out.dedup();
+        out.retain(|s| !excluded.contains(s));
+        out
     }
 
     /// Emits an event to one socket.

@@ -148,6 +148,13 @@ impl Grants {
         self.by_user.get(user).into_iter().flatten()
     }
 
+    /// Every (room, user) grant.
+    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.by_room
+            .iter()
+            .flat_map(|(r, users)| users.iter().map(move |u| (r, u)))
+    }
+
     pub fn len(&self) -> usize {
         self.by_room.values().map(HashSet::len).sum()
     }

@@ -58,8 +58,15 @@ impl Mailbox {
     /// (a recovered socket gets those as replayed broadcasts instead).
     pub fn take_before(&mut self, user: &str, cutoff: Instant, now: Instant) -> Vec<Value> {
         let ttl = self.ttl;
-        let Some(q) = self.per_user.remove(user) else { return Vec::new() };
-        q.into_iter().filter(|(exp, _)| *exp > now && exp.checked_sub(ttl).is_some_and(|queued| queued < cutoff)).map(|(_, v)| v).collect()
+        let Some(q) = self.per_user.remove(user) else {
+            return Vec::new();
+        };
+        q.into_iter()
+            .filter(|(exp, _)| {
+                *exp > now && exp.checked_sub(ttl).is_some_and(|queued| queued < cutoff)
+            })
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Drops expired notifications of every user.
@@ -102,7 +109,14 @@ mod tests {
         let mut m = Mailbox::new(10, Duration::from_secs(60));
         m.push("u", json!(1), t0);
         m.push("u", json!(2), t0 + Duration::from_secs(5));
-        assert_eq!(m.take_before("u", t0 + Duration::from_secs(1), t0 + Duration::from_secs(6)), vec![json!(1)]);
+        assert_eq!(
+            m.take_before(
+                "u",
+                t0 + Duration::from_secs(1),
+                t0 + Duration::from_secs(6)
+            ),
+            vec![json!(1)]
+        );
         assert_eq!(m.queued(), 0);
     }
 

@@ -64,6 +64,19 @@ impl Presence {
         Some(std::mem::take(&mut e.share_rooms))
     }
 
+    /// Sockets of `user` connected to this node.
+    pub fn sockets(&self, user: &str) -> u32 {
+        self.users.get(user).map_or(0, |e| e.sockets)
+    }
+
+    /// Every user with sockets on this node, with the count.
+    pub fn local_counts(&self) -> impl Iterator<Item = (&String, u32)> {
+        self.users
+            .iter()
+            .filter(|(_, e)| e.sockets > 0)
+            .map(|(u, e)| (u, e.sockets))
+    }
+
     pub fn state(&self, user: &str) -> State {
         self.users.get(user).map_or(
             State {

@@ -102,7 +102,10 @@ impl Recovery {
             self.packets
                 .iter()
                 .filter(|p| p.offset > after && p.ns == ns)
-                .filter(|p| p.rooms.iter().any(|r| rooms.contains(r)) && !p.except.iter().any(|r| rooms.contains(r)))
+                .filter(|p| {
+                    p.rooms.iter().any(|r| rooms.contains(r))
+                        && !p.except.iter().any(|r| rooms.contains(r))
+                })
                 .map(|p| Rc::clone(&p.msg))
                 .collect(),
         )
@@ -157,13 +160,24 @@ mod tests {
         let mut r = Recovery::new(Duration::from_secs(120), 100);
         for room in ["a", "b", "a", "s1"] {
             let offset = r.allocate();
-            r.store(Stored { offset, ns: 0, rooms: vec![room.into()], except: vec![], at: now, msg: msg() });
+            r.store(Stored {
+                offset,
+                ns: 0,
+                rooms: vec![room.into()],
+                except: vec![],
+                at: now,
+                msg: msg(),
+            });
         }
         r.save("pid".into(), saved(&["a"]));
         let s = r.take("pid", 0, now).unwrap();
         assert_eq!(s.sid, "s1");
         let rooms = vec!["a".to_string(), "s1".to_string()];
-        assert_eq!(r.missed(1, 0, &rooms).unwrap().len(), 2, "offset 3 (room a) and 4 (sid room)");
+        assert_eq!(
+            r.missed(1, 0, &rooms).unwrap().len(),
+            2,
+            "offset 3 (room a) and 4 (sid room)"
+        );
         assert!(r.take("pid", 0, now).is_none(), "taken once");
     }
 
@@ -173,11 +187,24 @@ mod tests {
         let mut r = Recovery::new(Duration::from_secs(1), 2);
         for _ in 0..5 {
             let offset = r.allocate();
-            r.store(Stored { offset, ns: 0, rooms: vec!["a".into()], except: vec![], at: now, msg: msg() });
+            r.store(Stored {
+                offset,
+                ns: 0,
+                rooms: vec!["a".into()],
+                except: vec![],
+                at: now,
+                msg: msg(),
+            });
         }
-        assert!(r.missed(1, 0, &["a".to_string()]).is_none(), "offset 1 fell out of the log");
+        assert!(
+            r.missed(1, 0, &["a".to_string()]).is_none(),
+            "offset 1 fell out of the log"
+        );
         assert_eq!(r.missed(3, 0, &["a".to_string()]).unwrap().len(), 2);
         r.save("pid".into(), saved(&["a"]));
-        assert!(r.take("pid", 0, now + Duration::from_secs(5)).is_none(), "window passed");
+        assert!(
+            r.take("pid", 0, now + Duration::from_secs(5)).is_none(),
+            "window passed"
+        );
     }
 }

@@ -77,7 +77,9 @@ impl Server {
             except: &own,
             except_socket: None,
             volatile: true,
+            ..Default::default()
         };
+        self.mirror_typing(conv, user, event == "typing:start");
         self.broadcast_event(
             ns,
             event,

@@ -25,6 +25,8 @@ pub use collab::Quiz;
 
 /// The room every socket of the bench profile joins.
 pub const BENCH_ROOM: &str = "bench";
+/// Refusal code of a handler that answers later; never sent.
+pub const DEFERRED: &str = "deferred";
 /// Refusals within a minute after which a socket is disconnected for abuse.
 pub const ABUSE_REFUSALS: u32 = 100;
 
@@ -155,6 +157,7 @@ impl Server {
                 }
             }
             (Profile::Production, _) => {
+                self.current_ack = ack;
                 let outcome = self.feature_event(sock, name, args, attachments);
                 self.reply(sock, name, ack, outcome);
             }
@@ -289,8 +292,12 @@ impl Server {
     }
 
     /// Sends the outcome: as the ack when one was asked for, else refusals as an `error` event.
-    fn reply(&mut self, sock: usize, name: &str, ack: Option<u64>, outcome: Outcome) {
+    pub(crate) fn reply(&mut self, sock: usize, name: &str, ack: Option<u64>, outcome: Outcome) {
         if !self.sockets.contains(sock) {
+            return;
+        }
+        if matches!(&outcome, Err(r) if r.code == DEFERRED) {
+            // The handler answers later (it waits for Redis).
             return;
         }
         match (ack, outcome) {
@@ -361,18 +368,24 @@ impl Server {
             except: &[],
             except_socket: Some(sock),
             volatile,
+            ..Target::default()
         };
         self.broadcast_event(ns, event, vec![payload], attachments, target)
     }
 
     /// Hands a client event to the outbound stream the platform persists.
     fn forward(&mut self, event: &str, key: &str, user: Option<&str>, data: Value) {
-        self.outbox.push(
+        let at = crate::store::now_ms();
+        let id = self.outbox.push(
             event,
             key.to_owned(),
             user.map(str::to_owned),
-            data,
-            crate::store::now_ms(),
+            data.clone(),
+            at,
         );
+        if self.cluster.kafka.is_some() {
+            let record = json!({"id": format!("{}-{id}", self.config.node_id), "event": event, "key": key, "userId": user, "data": data, "at": at});
+            self.produce_client_event(key, &record);
+        }
     }
 }

@@ -27,7 +27,7 @@ impl Server {
         rooms
     }
 
-    fn announce_presence(
+    pub(crate) fn announce_presence(
         &mut self,
         user: &str,
         online: bool,
@@ -60,9 +60,11 @@ impl Server {
         let Some(user) = self.sockets[sock].user.clone() else {
             return;
         };
-        if self.presence.connect(&user) {
+        let online = self.presence.connect(&user);
+        self.mirror_presence(&user);
+        if online {
             let rooms = self.share_rooms(sock);
-            self.announce_presence(&user, true, None, rooms);
+            self.presence_transition(&user, true, None, rooms);
         }
     }
 
@@ -71,7 +73,9 @@ impl Server {
             return;
         };
         let rooms = self.share_rooms(sock);
-        if let Some(gen) = self.presence.disconnect(&user, rooms) {
+        let last = self.presence.disconnect(&user, rooms);
+        self.mirror_presence(&user);
+        if let Some(gen) = last {
             self.timers.at(
                 Instant::now() + self.config.presence_grace,
                 Timer::PresenceGrace { user, gen },
@@ -82,7 +86,7 @@ impl Server {
     pub(crate) fn on_presence_grace(&mut self, user: &str, gen: u64) {
         let now = crate::store::now_ms();
         if let Some(rooms) = self.presence.expire(user, gen, now) {
-            self.announce_presence(user, false, Some(now), rooms);
+            self.presence_transition(user, false, Some(now), rooms);
         }
     }
 
@@ -164,7 +168,12 @@ impl Server {
             return;
         };
         let now = Instant::now();
-        let queued = match self.sockets[sock].recovered_at {
+        let cutoff = self.sockets[sock].recovered_at;
+        // With Redis the mailbox is cluster-wide; the reply delivers it.
+        if self.mailbox_fetch(sock, &user, cutoff) {
+            return;
+        }
+        let queued = match cutoff {
             Some(cutoff) => self.mailbox.take_before(&user, cutoff, now),
             None => self.mailbox.take(&user, now),
         };

@@ -32,9 +32,17 @@ impl Server {
         }
     }
 
-    pub(super) fn room_join(&mut self, sock: usize, _user: &str, p: &Payload) -> Outcome {
+    pub(super) fn room_join(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
         let room = p.text("room", 200)?;
-        self.may_join(sock, &room)?;
+        if let Err(refusal) = self.may_join(sock, &room) {
+            // A grant written to Redis (by the platform or another node) is looked up there;
+            // the ack follows the reply.
+            let private = matches!(classify(&room), Ok(RoomKind::Private));
+            if private && self.defer_join(sock, user, &room, self.current_ack) {
+                return Err(Refusal::new(super::DEFERRED, ""));
+            }
+            return Err(refusal);
+        }
         self.join(sock, &room);
         if let Some(class) = room.strip_prefix("class:") {
             self.class_changed(class);

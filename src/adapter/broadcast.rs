@@ -1,0 +1,263 @@
+//! Broadcast messages: `[uid, packet, opts]` in MessagePack on `<prefix>#<nsp>#[<room>#]`.
+
+use bytes::Bytes;
+use rmpv::{Value as Mp, ValueRef};
+use serde_json::Value;
+
+use super::msgpack;
+use super::DecodeError;
+
+/// The `uid` of messages from `@socket.io/redis-emitter`.
+pub const EMITTER_UID: &str = "emitter";
+/// Socket.IO packet type EVENT, the type both packages publish (binary or not).
+pub const EVENT: u64 = 2;
+/// Socket.IO packet type BINARY_EVENT, accepted on decode.
+pub const BINARY_EVENT: u64 = 5;
+/// Largest broadcast payload decoded.
+pub const MAX_MESSAGE_LEN: usize = 16 * 1024 * 1024;
+
+/// One broadcast, as published by a Socket.IO server's Redis adapter or the emitter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Broadcast {
+    /// The publisher: a node's adapter uid, or [`EMITTER_UID`]. A node ignores its own.
+    pub uid: String,
+    /// The namespace, e.g. `/`.
+    pub nsp: String,
+    /// The JSON array `[event, ...args]`, with `{"_placeholder":true,"num":i}` where binaries
+    /// were.
+    pub event_args: Value,
+    /// The binaries, `num` order.
+    pub attachments: Vec<Bytes>,
+    /// Target rooms; empty means every socket of the namespace.
+    pub rooms: Vec<String>,
+    /// Rooms (and socket ids) to leave out.
+    pub except: Vec<String>,
+    /// The sender's flags object (`volatile`, `compress`, `local`, ...); `Null` encodes as `{}`.
+    pub flags: Value,
+    /// Decode only: the room named by the channel suffix (the publisher adds it when there is
+    /// exactly one room). Encode ignores it; [`channel_for`] derives the channel.
+    pub channel_room: Option<String>,
+}
+
+/// `<prefix>#<nsp>#`, plus `<room>#` when there is exactly one room (as both packages do, so
+/// Node adapters can skip rooms they do not have before decoding).
+pub fn channel_for(prefix: &str, nsp: &str, rooms: &[String]) -> String {
+    let mut c = format!("{prefix}#{nsp}#");
+    if let [room] = rooms {
+        c.push_str(room);
+        c.push('#');
+    }
+    c
+}
+
+/// `<prefix>#<nsp>#*`, the PSUBSCRIBE pattern covering every broadcast of the namespace
+/// (glob characters in prefix or namespace escaped).
+pub fn pattern_for(prefix: &str, nsp: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + nsp.len() + 3);
+    for c in prefix.chars().chain(['#']).chain(nsp.chars()) {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push_str("#*");
+    p
+}
+
+/// Splits a broadcast channel into (namespace, room), cheaply, before decoding: what a Node
+/// adapter uses to skip messages for rooms it does not have. The namespace ends at the first
+/// `#` after the prefix, so a namespace containing `#` is not supported here (decode itself
+/// uses the namespace from the packet and handles it).
+pub fn parse_channel<'a>(channel: &'a [u8], prefix: &str) -> Option<(&'a str, Option<&'a str>)> {
+    let rest = channel
+        .strip_prefix(prefix.as_bytes())?
+        .strip_prefix(b"#")?;
+    let rest = std::str::from_utf8(rest).ok()?;
+    let (nsp, room) = rest.split_once('#')?;
+    if room.is_empty() {
+        return Some((nsp, None));
+    }
+    Some((nsp, Some(room.strip_suffix('#')?)))
+}
+
+/// The MessagePack message for `b`: exactly what `@socket.io/redis-adapter` 8 publishes for
+/// the same broadcast (same key order, same number and string forms).
+pub fn encode_broadcast(b: &Broadcast) -> Vec<u8> {
+    msgpack::write(&Mp::Array(vec![
+        Mp::from(b.uid.as_str()),
+        packet_value(b),
+        opts_value(b),
+    ]))
+}
+
+/// `{type: 2, data, nsp}`.
+pub(crate) fn packet_value(b: &Broadcast) -> Mp {
+    Mp::Map(vec![
+        (Mp::from("type"), Mp::from(EVENT)),
+        (
+            Mp::from("data"),
+            msgpack::from_json(&b.event_args, &b.attachments),
+        ),
+        (Mp::from("nsp"), Mp::from(b.nsp.as_str())),
+    ])
+}
+
+/// `{rooms, except, flags}`.
+pub(crate) fn opts_value(b: &Broadcast) -> Mp {
+    let strings = |v: &[String]| Mp::Array(v.iter().map(|s| Mp::from(s.as_str())).collect());
+    let flags = match &b.flags {
+        Value::Object(_) => msgpack::from_json(&b.flags, &[]),
+        _ => Mp::Map(Vec::new()),
+    };
+    Mp::Map(vec![
+        (Mp::from("rooms"), strings(&b.rooms)),
+        (Mp::from("except"), strings(&b.except)),
+        (Mp::from("flags"), flags),
+    ])
+}
+
+/// Decodes a message received on `channel` (a broadcast channel under `prefix`).
+///
+/// # Errors
+///
+/// [`DecodeError`] naming what is wrong: not MessagePack, not `[uid, packet, opts]`, a packet
+/// type other than EVENT/BINARY_EVENT, or a channel that does not belong to the packet's
+/// namespace (a Node adapter ignores those too).
+pub fn decode_broadcast(
+    channel: &[u8],
+    payload: &[u8],
+    prefix: &str,
+) -> Result<Broadcast, DecodeError> {
+    if payload.len() > MAX_MESSAGE_LEN {
+        return Err(DecodeError::TooLarge(payload.len()));
+    }
+    let v = msgpack::parse(payload)?;
+    let ValueRef::Array(parts) = &v else {
+        return Err(DecodeError::NotAMessage);
+    };
+    let [uid, packet, opts, ..] = parts.as_slice() else {
+        return Err(DecodeError::NotAMessage);
+    };
+    let uid = match uid {
+        ValueRef::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        // uids are strings in both packages; tolerate numbers
+        ValueRef::Integer(i) => i.to_string(),
+        _ => return Err(DecodeError::BadUid),
+    };
+    let mut b = decode_packet(packet)?;
+    b.uid = uid;
+    decode_opts(opts, &mut b)?;
+    b.channel_room = channel_room(channel, prefix, &b.nsp)?;
+    Ok(b)
+}
+
+/// The room suffix of `channel`, checking that the channel is `<prefix>#<nsp>#[<room>#]`.
+fn channel_room(channel: &[u8], prefix: &str, nsp: &str) -> Result<Option<String>, DecodeError> {
+    let rest = channel
+        .strip_prefix(prefix.as_bytes())
+        .and_then(|r| r.strip_prefix(b"#"))
+        .and_then(|r| r.strip_prefix(nsp.as_bytes()))
+        .and_then(|r| r.strip_prefix(b"#"))
+        .ok_or(DecodeError::NamespaceMismatch)?;
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let room = rest
+        .strip_suffix(b"#")
+        .ok_or(DecodeError::NamespaceMismatch)?;
+    Ok(Some(String::from_utf8_lossy(room).into_owned()))
+}
+
+/// `{type, data, nsp}` into a broadcast (uid and opts still empty).
+pub(crate) fn decode_packet(packet: &ValueRef<'_>) -> Result<Broadcast, DecodeError> {
+    let ValueRef::Map(fields) = packet else {
+        return Err(DecodeError::BadPacket);
+    };
+    let mut kind = None;
+    let mut data = None;
+    let mut nsp = None;
+    for (k, v) in fields {
+        match key(k) {
+            Some("type") => kind = Some(v),
+            Some("data") => data = Some(v),
+            Some("nsp") => nsp = Some(v),
+            _ => {}
+        }
+    }
+    let kind = match kind {
+        Some(ValueRef::Integer(i)) => i.as_u64().ok_or(DecodeError::BadPacket)?,
+        _ => return Err(DecodeError::BadPacket),
+    };
+    if kind != EVENT && kind != BINARY_EVENT {
+        return Err(DecodeError::UnsupportedPacketType(kind));
+    }
+    let nsp = match nsp {
+        // the adapter treats a missing nsp as "/"
+        None | Some(ValueRef::Nil) => "/".to_string(),
+        Some(ValueRef::String(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Some(_) => return Err(DecodeError::BadPacket),
+    };
+    let mut attachments = Vec::new();
+    let event_args = match data {
+        Some(d) => msgpack::to_json(d, &mut attachments)?,
+        None => None,
+    };
+    match &event_args {
+        Some(Value::Array(a)) if !a.is_empty() => {}
+        _ => return Err(DecodeError::BadEventData),
+    }
+    Ok(Broadcast {
+        nsp,
+        event_args: event_args.unwrap_or(Value::Null),
+        attachments,
+        ..Broadcast::default()
+    })
+}
+
+/// `{rooms, except, flags}` into `b`.
+pub(crate) fn decode_opts(opts: &ValueRef<'_>, b: &mut Broadcast) -> Result<(), DecodeError> {
+    let fields = match opts {
+        ValueRef::Map(f) => f.as_slice(),
+        ValueRef::Nil => &[],
+        _ => return Err(DecodeError::BadOpts),
+    };
+    b.flags = Value::Object(serde_json::Map::new());
+    for (k, v) in fields {
+        match key(k) {
+            Some("rooms") => b.rooms = rooms(v)?,
+            Some("except") => b.except = rooms(v)?,
+            Some("flags") => {
+                let mut ignored = Vec::new();
+                if let Some(flags @ Value::Object(_)) = msgpack::to_json(v, &mut ignored)? {
+                    b.flags = flags;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn key<'a>(k: &'a ValueRef<'_>) -> Option<&'a str> {
+    match k {
+        ValueRef::String(s) => s.as_str(),
+        _ => None,
+    }
+}
+
+/// A room list: strings, or numbers (Node rooms may be numeric) as their decimal form.
+fn rooms(v: &ValueRef<'_>) -> Result<Vec<String>, DecodeError> {
+    let items = match v {
+        ValueRef::Array(items) => items,
+        ValueRef::Nil => return Ok(Vec::new()),
+        _ => return Err(DecodeError::BadOpts),
+    };
+    items
+        .iter()
+        .map(|r| match r {
+            ValueRef::String(s) => Ok(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            ValueRef::Integer(i) => Ok(i.to_string()),
+            _ => Err(DecodeError::BadOpts),
+        })
+        .collect()
+}

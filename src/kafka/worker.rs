@@ -1,0 +1,611 @@
+//! The kafka thread's supervisor: one session at a time (client, partitions, start offsets,
+//! fetch tasks, commits), reconnecting with backoff when a session breaks.
+//!
+//! Everything here runs on one current-thread runtime inside a `LocalSet`, so the state the
+//! tasks share is `Rc<RefCell<..>>`; only [`Shared`] crosses to the loop thread.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rskafka::client::error::{Error as ClientError, ProtocolError};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::BackoffConfig;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+
+use super::backoff::Backoff;
+use super::group::{GroupClient, Offsets};
+use super::{producer, KafkaConfig, KafkaEvent, Shared};
+
+/// Applied offsets are committed this often (batched).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// Topic metadata is re-read this often, to pick up new partitions and topics.
+const METADATA_REFRESH: Duration = Duration::from_secs(5);
+/// The broker holds a fetch this long when there is nothing new (long poll).
+const FETCH_MAX_WAIT_MS: i32 = 500;
+/// An empty fetch answered sooner than this is followed by a pause until this much time has
+/// passed: a broker that does not hold empty fetches for the max wait would otherwise make
+/// the fetch loop spin.
+const MIN_EMPTY_FETCH: Duration = Duration::from_millis(100);
+/// Bytes per partition fetch.
+const MAX_FETCH_BYTES: i32 = 1 << 20;
+/// One fetch, offset lookup or metadata request may take this long before the session is
+/// considered broken.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connecting a session (metadata, coordinator, start offsets) may take this long.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Reconnect delays: 200 ms doubling to 10 s, with jitter.
+const RECONNECT_BASE: Duration = Duration::from_millis(200);
+const RECONNECT_CAP: Duration = Duration::from_secs(10);
+/// After a failed commit, wait this long (doubling) before the next try.
+const COMMIT_RETRY_BASE: Duration = Duration::from_millis(500);
+/// At shutdown: final commit and producer flush together.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// rskafka retries broken connections inside each call; keep that short so a dead broker
+/// surfaces as an error here (and a `Disconnected` event) within about two seconds.
+fn rskafka_backoff() -> BackoffConfig {
+    BackoffConfig {
+        init_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        base: 2.0,
+        deadline: Some(Duration::from_secs(2)),
+    }
+}
+
+/// The events channel plus the loop's waker.
+#[derive(Debug)]
+pub(super) struct Events {
+    tx: mpsc::Sender<KafkaEvent>,
+    waker: Arc<mio::Waker>,
+}
+
+impl Events {
+    pub(super) fn new(tx: mpsc::Sender<KafkaEvent>, waker: Arc<mio::Waker>) -> Self {
+        Events { tx, waker }
+    }
+
+    /// Queues an event; when the channel is full, wakes the loop and waits for room.
+    ///
+    /// # Errors
+    /// The handle is gone.
+    async fn send(&self, ev: KafkaEvent) -> Result<(), String> {
+        match self.tx.try_send(ev) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                self.wake();
+                self.tx.send(ev).await.map_err(|_| GONE.to_owned())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(GONE.to_owned()),
+        }
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::warn!("kafka: waking the event loop failed: {e}");
+        }
+    }
+}
+
+const GONE: &str = "the event loop dropped the kafka handle";
+
+/// The fetch tasks of a session; each ends with its partition and why it ended.
+type FetchTasks = JoinSet<((String, i32), Result<(), String>)>;
+
+/// How a session ended.
+enum End {
+    Stopped,
+    Failed(String),
+}
+
+/// Where a partition without a committed offset starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reset {
+    Earliest,
+    Latest,
+}
+
+impl Reset {
+    fn at(self) -> OffsetAt {
+        match self {
+            Reset::Earliest => OffsetAt::Earliest,
+            Reset::Latest => OffsetAt::Latest,
+        }
+    }
+}
+
+/// A partition ready to fetch.
+struct Start {
+    topic: String,
+    partition: i32,
+    client: PartitionClient,
+    offset: i64,
+}
+
+/// The thread's body: sessions until stopped, then a final commit and producer flush.
+pub(super) async fn run(
+    cfg: KafkaConfig,
+    shared: Arc<Shared>,
+    events: Events,
+    produce_rx: mpsc::Receiver<(String, Vec<u8>)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (clients_tx, clients_rx) = watch::channel(None);
+    let producer = tokio::task::spawn_local(producer::run(
+        cfg.client_events_topic.clone(),
+        Arc::clone(&shared),
+        produce_rx,
+        clients_rx,
+    ));
+    let mut w = Worker {
+        group: GroupClient::new(cfg.brokers.clone(), cfg.group_id.clone()),
+        cfg,
+        shared,
+        events: Rc::new(events),
+        clients_tx,
+        committed: Offsets::new(),
+        known: HashSet::new(),
+        started: false,
+        connected: false,
+        outage_logged: false,
+        missing_warned: HashSet::new(),
+        lag: Rc::new(RefCell::new(HashMap::new())),
+    };
+    let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
+    loop {
+        match w.session(&mut stop).await {
+            End::Stopped => break,
+            End::Failed(e) => {
+                if w.events.tx.is_closed() {
+                    break;
+                }
+                if w.connected {
+                    backoff.reset();
+                }
+                w.outage(e).await;
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    _ = stopped(&mut stop) => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + FLUSH_DEADLINE;
+    if timeout(FLUSH_DEADLINE / 2, w.commit()).await.is_err() {
+        log::warn!("kafka: final offset commit timed out");
+    }
+    let mut producer = producer;
+    if tokio::time::timeout_at(deadline, &mut producer)
+        .await
+        .is_err()
+    {
+        producer.abort();
+        log::warn!("kafka: client events still queued at shutdown were not produced");
+    }
+    w.shared.connected.store(false, Ordering::Relaxed);
+}
+
+/// Resolves when stop was requested or the handle is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+struct Worker {
+    cfg: KafkaConfig,
+    shared: Arc<Shared>,
+    events: Rc<Events>,
+    group: GroupClient,
+    /// The current session's client for the producer task (`None` while disconnected).
+    clients_tx: watch::Sender<Option<Arc<Client>>>,
+    /// Last committed next-offset per partition (commits skip marks at or below it).
+    committed: Offsets,
+    /// Partitions seen in any session: one seen for the first time after the first session
+    /// appeared while we were running, so it starts at the earliest offset.
+    known: HashSet<(String, i32)>,
+    started: bool,
+    connected: bool,
+    /// The current outage has been logged (log once per outage).
+    outage_logged: bool,
+    missing_warned: HashSet<String>,
+    /// High watermark minus next offset, per partition being fetched.
+    lag: Rc<RefCell<HashMap<(String, i32), i64>>>,
+}
+
+impl Worker {
+    /// One session: set up, then fetch and commit until something breaks or stop.
+    async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        let setup = tokio::select! {
+            _ = stopped(stop) => return End::Stopped,
+            r = timeout(SETUP_TIMEOUT, self.setup()) => r,
+        };
+        let (client, starts) = match setup {
+            Err(_) => return End::Failed("connecting timed out".to_owned()),
+            Ok(Err(e)) => return End::Failed(e),
+            Ok(Ok(s)) => s,
+        };
+        self.clients_tx.send_replace(Some(Arc::clone(&client)));
+        self.lag.borrow_mut().clear();
+        if let Err(e) = self.connected(starts.len()).await {
+            return End::Failed(e);
+        }
+        let mut tasks = FetchTasks::new();
+        let mut active = HashSet::new();
+        for s in starts {
+            active.insert((s.topic.clone(), s.partition));
+            self.spawn_fetch(&mut tasks, s);
+        }
+        let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
+        commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut refresh_tick =
+            tokio::time::interval_at(Instant::now() + METADATA_REFRESH, METADATA_REFRESH);
+        refresh_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut commit_backoff = Backoff::new(COMMIT_RETRY_BASE, RECONNECT_CAP);
+        let mut commit_after = Instant::now();
+        let mut commit_failing = false;
+        loop {
+            tokio::select! {
+                _ = stopped(stop) => return End::Stopped,
+                Some(joined) = tasks.join_next() => match joined {
+                    Ok((key, Ok(()))) => {
+                        self.lag.borrow_mut().remove(&key);
+                        active.remove(&key);
+                    }
+                    Ok((_, Err(e))) => return End::Failed(e),
+                    Err(e) => return End::Failed(format!("fetch task failed: {e}")),
+                },
+                _ = commit_tick.tick() => {
+                    if Instant::now() < commit_after {
+                        continue;
+                    }
+                    match self.commit().await {
+                        Ok(()) => {
+                            if commit_failing {
+                                log::info!("kafka: offset commits work again");
+                            }
+                            commit_failing = false;
+                            commit_backoff.reset();
+                        }
+                        Err(e) => {
+                            if !commit_failing {
+                                log::warn!("kafka: offset commit failed: {e}; retrying");
+                            }
+                            commit_failing = true;
+                            self.shared.error(e);
+                            commit_after = Instant::now() + commit_backoff.next_delay();
+                        }
+                    }
+                }
+                _ = refresh_tick.tick() => {
+                    let found = match timeout(REQUEST_TIMEOUT, self.partitions(&client)).await {
+                        Err(_) => return End::Failed("metadata refresh timed out".to_owned()),
+                        Ok(Err(e)) => return End::Failed(e),
+                        Ok(Ok(found)) => found,
+                    };
+                    let new: Vec<_> = found.into_iter().filter(|k| !active.contains(k)).collect();
+                    if new.is_empty() {
+                        continue;
+                    }
+                    let starts = match timeout(SETUP_TIMEOUT, self.starts(&client, &new, true)).await {
+                        Err(_) => return End::Failed("starting new partitions timed out".to_owned()),
+                        Ok(Err(e)) => return End::Failed(e),
+                        Ok(Ok(s)) => s,
+                    };
+                    for s in starts {
+                        log::info!(
+                            "kafka: consuming new partition {}/{} from offset {}",
+                            s.topic, s.partition, s.offset
+                        );
+                        active.insert((s.topic.clone(), s.partition));
+                        self.spawn_fetch(&mut tasks, s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Client, partitions, committed or reset offsets.
+    async fn setup(&mut self) -> Result<(Arc<Client>, Vec<Start>), String> {
+        let client = ClientBuilder::new(self.cfg.brokers.clone())
+            .client_id("sio-edge")
+            .backoff_config(rskafka_backoff())
+            .build()
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.cfg.brokers.join(",")))?;
+        let client = Arc::new(client);
+        let parts = self.partitions(&client).await?;
+        let starts = self.starts(&client, &parts, false).await?;
+        Ok((client, starts))
+    }
+
+    /// The partitions of the configured topics that exist now.
+    async fn partitions(&mut self, client: &Client) -> Result<Vec<(String, i32)>, String> {
+        if self.cfg.topics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let topics = client
+            .list_topics()
+            .await
+            .map_err(|e| format!("metadata: {e}"))?;
+        let mut out = Vec::new();
+        for name in &self.cfg.topics {
+            match topics.iter().find(|t| &t.name == name) {
+                Some(t) => {
+                    self.missing_warned.remove(name);
+                    out.extend(t.partitions.iter().map(|p| (name.clone(), *p)));
+                }
+                None => {
+                    if self.missing_warned.insert(name.clone()) {
+                        log::warn!("kafka: topic {name} does not exist; consuming it once it does");
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Start offsets for `parts`: the committed offset, or a reset position that is committed
+    /// at once (so an outage later resumes from it).
+    async fn starts(
+        &mut self,
+        client: &Client,
+        parts: &[(String, i32)],
+        mid_session: bool,
+    ) -> Result<Vec<Start>, String> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let committed = self.group.fetch(parts).await?;
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut to_commit = Offsets::new();
+        for (topic, partition) in parts {
+            let pc = client
+                .partition_client(topic.clone(), *partition, UnknownTopicHandling::Error)
+                .await
+                .map_err(|e| format!("{topic}/{partition}: {e}"))?;
+            let key = (topic.clone(), *partition);
+            let stored = committed
+                .get(topic)
+                .and_then(|m| m.get(partition))
+                .copied()
+                .unwrap_or(-1);
+            let offset = if stored >= 0 {
+                stored
+            } else {
+                let appeared = mid_session || (self.started && !self.known.contains(&key));
+                let reset = if appeared || !self.cfg.start_at_latest {
+                    Reset::Earliest
+                } else {
+                    Reset::Latest
+                };
+                let at = pc
+                    .get_offset(reset.at())
+                    .await
+                    .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
+                log::info!(
+                    "kafka: {topic}/{partition}: no committed offset for group {}; starting at the {} offset {at}",
+                    self.cfg.group_id,
+                    if reset == Reset::Latest { "latest" } else { "earliest" },
+                );
+                to_commit
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(*partition, at);
+                at
+            };
+            self.committed
+                .entry(topic.clone())
+                .or_default()
+                .insert(*partition, offset);
+            self.known.insert(key);
+            starts.push(Start {
+                topic: topic.clone(),
+                partition: *partition,
+                client: pc,
+                offset,
+            });
+        }
+        if !to_commit.is_empty() {
+            self.group.commit(&to_commit).await?;
+        }
+        self.started = true;
+        Ok(starts)
+    }
+
+    /// Marks the session up: status, `Connected` event, log.
+    async fn connected(&mut self, partitions: usize) -> Result<(), String> {
+        if self.outage_logged {
+            log::info!("kafka: connected again; consuming {partitions} partitions");
+        } else {
+            let versions = self
+                .group
+                .versions()
+                .map(|(f, c)| format!(" (OffsetFetch v{f}, OffsetCommit v{c})"))
+                .unwrap_or_default();
+            log::info!(
+                "kafka: connected to {}; consuming {partitions} partitions as group {}{versions}",
+                self.cfg.brokers.join(","),
+                self.cfg.group_id
+            );
+        }
+        self.outage_logged = false;
+        self.connected = true;
+        self.shared.connected.store(true, Ordering::Relaxed);
+        self.events.send(KafkaEvent::Connected).await?;
+        self.events.wake();
+        Ok(())
+    }
+
+    /// A session broke: status, `Disconnected` event (once per outage), log once per outage.
+    async fn outage(&mut self, e: String) {
+        self.clients_tx.send_replace(None);
+        self.group.reset();
+        self.shared.error(e.clone());
+        if self.connected {
+            self.connected = false;
+            self.shared.connected.store(false, Ordering::Relaxed);
+            log::warn!("kafka: disconnected: {e}; reconnecting with backoff");
+            if self.events.send(KafkaEvent::Disconnected(e)).await.is_ok() {
+                self.events.wake();
+            }
+        } else if !self.outage_logged {
+            log::warn!(
+                "kafka: cannot connect to {}: {e}; retrying with backoff",
+                self.cfg.brokers.join(",")
+            );
+        } else {
+            log::debug!("kafka: reconnect failed: {e}");
+        }
+        self.outage_logged = true;
+    }
+
+    /// Commits the applied marks that are ahead of what is committed.
+    async fn commit(&mut self) -> Result<(), String> {
+        let marks = self.shared.take_applied();
+        let mut todo = Offsets::new();
+        for (topic, parts) in marks {
+            for (p, next) in parts {
+                let done = self.committed.get(&topic).and_then(|m| m.get(&p));
+                if done.is_none_or(|d| next > *d) {
+                    todo.entry(topic.clone()).or_default().insert(p, next);
+                }
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        match self.group.commit(&todo).await {
+            Ok(stored) => {
+                for (topic, parts) in stored {
+                    self.committed.entry(topic).or_default().extend(parts);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.restore_applied(todo);
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn_fetch(&self, tasks: &mut FetchTasks, s: Start) {
+        let fetcher = Fetcher {
+            topic: s.topic,
+            partition: s.partition,
+            client: s.client,
+            next: s.offset,
+            reset: if self.cfg.start_at_latest {
+                Reset::Latest
+            } else {
+                Reset::Earliest
+            },
+            events: Rc::clone(&self.events),
+            shared: Arc::clone(&self.shared),
+            lag: Rc::clone(&self.lag),
+        };
+        tasks.spawn_local(async move {
+            let key = (fetcher.topic.clone(), fetcher.partition);
+            (key, fetcher.run().await)
+        });
+    }
+}
+
+/// One partition's fetch loop.
+struct Fetcher {
+    topic: String,
+    partition: i32,
+    client: PartitionClient,
+    next: i64,
+    /// Where to go when the position is out of range (retention, or a broker that lost data).
+    reset: Reset,
+    events: Rc<Events>,
+    shared: Arc<Shared>,
+    lag: Rc<RefCell<HashMap<(String, i32), i64>>>,
+}
+
+impl Fetcher {
+    /// Fetches and hands records over until the connection breaks (`Err`, the session ends)
+    /// or the partition is gone (`Ok`, the metadata refresh picks it up if it comes back).
+    async fn run(mut self) -> Result<(), String> {
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        loop {
+            let began = Instant::now();
+            let fetched = timeout(
+                REQUEST_TIMEOUT,
+                self.client
+                    .fetch_records(self.next, 1..MAX_FETCH_BYTES, FETCH_MAX_WAIT_MS),
+            )
+            .await
+            .map_err(|_| format!("{topic}/{partition}: fetch timed out"))?;
+            let (records, high_watermark) = match fetched {
+                Ok(r) => r,
+                Err(e) => match protocol_error(&e) {
+                    Some(ProtocolError::OffsetOutOfRange) => {
+                        let to = timeout(REQUEST_TIMEOUT, self.client.get_offset(self.reset.at()))
+                            .await
+                            .map_err(|_| format!("{topic}/{partition}: list offsets timed out"))?
+                            .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
+                        log::warn!(
+                            "kafka: {topic}/{partition}: offset {} is out of range; resuming at {to}",
+                            self.next
+                        );
+                        self.next = to;
+                        continue;
+                    }
+                    Some(ProtocolError::UnknownTopicOrPartition) => {
+                        log::warn!("kafka: {topic}/{partition} is gone; stopped reading it");
+                        return Ok(());
+                    }
+                    _ => return Err(format!("{topic}/{partition}: fetch: {e}")),
+                },
+            };
+            let mut handed = false;
+            for r in records {
+                // A compressed batch is returned whole; skip what precedes our position.
+                if r.offset < self.next {
+                    continue;
+                }
+                let offset = r.offset;
+                self.events
+                    .send(KafkaEvent::Record {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                        value: r.record.value.unwrap_or_default(),
+                    })
+                    .await?;
+                self.next = offset + 1;
+                self.shared.consumed.fetch_add(1, Ordering::Relaxed);
+                handed = true;
+            }
+            if handed {
+                self.events.wake();
+            } else if let Some(rest) = MIN_EMPTY_FETCH.checked_sub(began.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+            let total = {
+                let mut lag = self.lag.borrow_mut();
+                lag.insert(
+                    (topic.clone(), partition),
+                    (high_watermark - self.next).max(0),
+                );
+                lag.values().sum()
+            };
+            self.shared.lag.store(total, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The broker's error code, if the call failed with one.
+fn protocol_error(e: &ClientError) -> Option<&ProtocolError> {
+    match e {
+        ClientError::ServerError { protocol_error, .. } => Some(protocol_error),
+        _ => None,
+    }
+}
