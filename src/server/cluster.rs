@@ -296,27 +296,24 @@ impl Server {
         }
     }
 
-    /// Drains what the helper threads have for the loop.
+    /// Drains what the helper threads have for the loop. The helpers wake the loop only when
+    /// it may have emptied their channels, so this reads until empty; past a per-turn bound it
+    /// wakes itself to continue after the sockets had a turn.
     pub(crate) fn drain_cluster(&mut self) {
-        // Bounded per wake so sockets are not starved; the rest waits for the next turn.
-        for _ in 0..10_000 {
-            let Some(ev) = self.cluster.redis.as_ref().and_then(RedisHandle::try_recv) else {
-                break;
-            };
+        const PER_TURN: usize = 10_000;
+        let mut n = 0;
+        while n < PER_TURN {
+            let Some(ev) = self.cluster.redis.as_ref().and_then(RedisHandle::try_recv) else { break };
             self.on_redis_event(ev);
+            n += 1;
         }
-        for _ in 0..10_000 {
-            let Some(ev) = self.cluster.kafka.as_ref().and_then(KafkaHandle::try_recv) else {
-                break;
-            };
+        let mut m = 0;
+        while m < PER_TURN {
+            let Some(ev) = self.cluster.kafka.as_ref().and_then(KafkaHandle::try_recv) else { break };
             self.on_kafka_event(ev);
+            m += 1;
         }
-        let more_redis = self
-            .cluster
-            .redis
-            .as_ref()
-            .is_some_and(|r| r.status().queued > 0);
-        if more_redis {
+        if n == PER_TURN || m == PER_TURN {
             let _ = self.waker.wake();
         }
     }
