@@ -95,6 +95,7 @@ impl Server {
         let deadline = Instant::now() + INVITE_TIMEOUT;
         for invitee in to.iter().filter(|u| *u != user) {
             self.grants.grant(&room, invitee);
+            self.mirror_grant(&room, invitee, true);
             let rooms = [format!("user:{invitee}")];
             let body = json!({"callId": call_id, "from": user, "kind": kind});
             self.broadcast_event(
@@ -151,6 +152,7 @@ impl Server {
             return Err(Refusal::forbidden("no pending invite for this call"));
         }
         self.revoke_grant(&format!("call:{call_id}"), user);
+        self.mirror_grant(&format!("call:{call_id}"), user, false);
         self.call_update(
             &call_id,
             json!({"callId": call_id, "state": "rejected", "userId": user}),
@@ -182,6 +184,7 @@ impl Server {
         let room = format!("call:{call_id}");
         for u in call.participants.iter().chain(call.invited.iter()) {
             self.grants.revoke(&room, u);
+            self.mirror_grant(&room, u, false);
         }
         let members: Vec<usize> = self.namespaces[0]
             .rooms
