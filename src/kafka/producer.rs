@@ -43,7 +43,8 @@ pub(super) async fn run(
     let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
     let mut parts: Option<Partitions> = None;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    let mut failing = false;
+    let mut failures = 0u32;
+    let mut warned = false;
     loop {
         if batch.is_empty() {
             let Some(first) = queue.recv().await else {
@@ -77,25 +78,26 @@ pub(super) async fn run(
             match partitions(&client, &topic).await {
                 Ok(p) => parts = Some(p),
                 Err(e) => {
-                    fail(&shared, &mut failing, e);
+                    fail(&shared, &mut failures, &mut warned, e);
                     wait(&mut backoff, &mut clients).await;
                     continue;
                 }
             }
         }
         let p = parts.as_ref().expect("set above");
-        match send(&p.clients, &topic, &mut batch).await {
+        match send(&p.clients, &topic, &mut batch, &shared).await {
             Ok(n) => {
                 shared.produced.fetch_add(n, Ordering::Relaxed);
                 backoff.reset();
-                if failing {
-                    failing = false;
+                if warned {
                     log::info!("kafka: producing to {topic} again");
                 }
+                failures = 0;
+                warned = false;
             }
             Err((n, e)) => {
                 shared.produced.fetch_add(n, Ordering::Relaxed);
-                fail(&shared, &mut failing, e);
+                fail(&shared, &mut failures, &mut warned, e);
                 parts = None;
                 wait(&mut backoff, &mut clients).await;
             }
@@ -103,14 +105,20 @@ pub(super) async fn run(
     }
 }
 
-/// Counts an error; logs the first of a failure streak.
-fn fail(shared: &Shared, failing: &mut bool, e: String) {
-    if !*failing {
-        log::warn!("kafka: producing client events failed: {e}; retrying with backoff");
+/// Failed attempts in a row before a warning, if the consumer session is up meanwhile. During
+/// a broker outage the session reports it (once); each failed attempt then takes seconds (the
+/// client's own retries), so the session is down before this many have failed.
+const WARN_AFTER: u32 = 3;
+
+/// Counts an error; warns once per failure streak that is not part of a broker outage.
+fn fail(shared: &Shared, failures: &mut u32, warned: &mut bool, e: String) {
+    *failures += 1;
+    if !*warned && *failures >= WARN_AFTER && shared.connected.load(Ordering::Relaxed) {
+        *warned = true;
+        log::warn!("kafka: producing client events keeps failing: {e}; retrying with backoff");
     } else {
-        log::debug!("kafka: produce retry failed: {e}");
+        log::debug!("kafka: produce attempt failed: {e}");
     }
-    *failing = true;
     shared.error(e);
 }
 
@@ -157,7 +165,8 @@ async fn partitions(client: &Arc<Client>, topic: &str) -> Result<Partitions, Str
 }
 
 /// Produces the batch, one request per partition in partition order. Records the brokers
-/// acknowledged leave `batch`; on failure the rest stays for the retry, in order.
+/// acknowledged (or rejected as such, counted as dropped) leave `batch`; on failure the rest
+/// stays for the retry, in order.
 ///
 /// # Errors
 /// The count produced before the failure, and the failure.
@@ -165,6 +174,7 @@ async fn send(
     clients: &[PartitionClient],
     topic: &str,
     batch: &mut Vec<(String, Vec<u8>)>,
+    shared: &Shared,
 ) -> Result<u64, (u64, String)> {
     let n = u32::try_from(clients.len()).unwrap_or(u32::MAX);
     let mut by_partition: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -200,6 +210,20 @@ async fn send(
                 }
                 produced += idx.len() as u64;
             }
+            Ok(Err(e)) if rejected(&e) => {
+                // Retrying cannot help: drop these records rather than block the queue.
+                for &i in idx {
+                    done[i] = true;
+                }
+                shared
+                    .produce_dropped
+                    .fetch_add(idx.len() as u64, Ordering::Relaxed);
+                log::warn!(
+                    "kafka: {topic}/{p} rejected {} client events, dropped: {e}",
+                    idx.len()
+                );
+                shared.error(format!("{topic}/{p}: {e}"));
+            }
             Ok(Err(e)) => {
                 failure = Some(format!("{topic}/{p}: {e}"));
                 break;
@@ -219,6 +243,21 @@ async fn send(
         None => Ok(produced),
         Some(e) => Err((produced, e)),
     }
+}
+
+/// The broker refused the records themselves (too large, invalid): a retry would fail again.
+fn rejected(e: &rskafka::client::error::Error) -> bool {
+    use rskafka::client::error::{Error, ProtocolError};
+    matches!(
+        e,
+        Error::ServerError {
+            protocol_error: ProtocolError::MessageTooLarge
+                | ProtocolError::RecordListTooLarge
+                | ProtocolError::InvalidRecord
+                | ProtocolError::CorruptMessage,
+            ..
+        }
+    )
 }
 
 /// Record timestamp (chrono's `clock` feature is not enabled by rskafka).

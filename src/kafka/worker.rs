@@ -36,8 +36,12 @@ const MIN_EMPTY_FETCH: Duration = Duration::from_millis(100);
 /// Bytes per partition fetch.
 const MAX_FETCH_BYTES: i32 = 1 << 20;
 /// One fetch, offset lookup or metadata request may take this long before the session is
-/// considered broken.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// considered broken (a fetch is held at most `FETCH_MAX_WAIT_MS` by a live broker).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failed commits in a row before a warning. A broker outage ends the session (and is logged
+/// once) before that many commits with backoff have failed, so this warns only when commits
+/// fail while everything else works.
+const COMMIT_WARN_AFTER: u32 = 5;
 /// Connecting a session (metadata, coordinator, start offsets) may take this long.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Reconnect delays: 200 ms doubling to 10 s, with jitter.
@@ -83,6 +87,18 @@ impl Events {
                 self.tx.send(ev).await.map_err(|_| GONE.to_owned())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(GONE.to_owned()),
+        }
+    }
+
+    /// [`Events::send`], given up when stop is requested (the loop may no longer drain).
+    async fn send_unless_stopped(
+        &self,
+        ev: KafkaEvent,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        tokio::select! {
+            _ = stopped(stop) => Err("stopping".to_owned()),
+            r = self.send(ev) => r,
         }
     }
 
@@ -137,7 +153,7 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let (clients_tx, clients_rx) = watch::channel(None);
-    let producer = tokio::task::spawn_local(producer::run(
+    let mut producer = tokio::task::spawn_local(producer::run(
         cfg.client_events_topic.clone(),
         Arc::clone(&shared),
         produce_rx,
@@ -162,13 +178,13 @@ pub(super) async fn run(
         match w.session(&mut stop).await {
             End::Stopped => break,
             End::Failed(e) => {
-                if w.events.tx.is_closed() {
+                if w.events.tx.is_closed() || *stop.borrow() {
                     break;
                 }
                 if w.connected {
                     backoff.reset();
                 }
-                w.outage(e).await;
+                w.outage(e, &mut stop).await;
                 let delay = backoff.next_delay();
                 tokio::select! {
                     _ = stopped(&mut stop) => break,
@@ -181,7 +197,6 @@ pub(super) async fn run(
     if timeout(FLUSH_DEADLINE / 2, w.commit()).await.is_err() {
         log::warn!("kafka: final offset commit timed out");
     }
-    let mut producer = producer;
     if tokio::time::timeout_at(deadline, &mut producer)
         .await
         .is_err()
@@ -232,7 +247,7 @@ impl Worker {
         };
         self.clients_tx.send_replace(Some(Arc::clone(&client)));
         self.lag.borrow_mut().clear();
-        if let Err(e) = self.connected(starts.len()).await {
+        if let Err(e) = self.connected(starts.len(), stop).await {
             return End::Failed(e);
         }
         let mut tasks = FetchTasks::new();
@@ -248,7 +263,7 @@ impl Worker {
         refresh_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut commit_backoff = Backoff::new(COMMIT_RETRY_BASE, RECONNECT_CAP);
         let mut commit_after = Instant::now();
-        let mut commit_failing = false;
+        let mut commit_failures = 0u32;
         loop {
             tokio::select! {
                 _ = stopped(stop) => return End::Stopped,
@@ -266,17 +281,19 @@ impl Worker {
                     }
                     match self.commit().await {
                         Ok(()) => {
-                            if commit_failing {
+                            if commit_failures >= COMMIT_WARN_AFTER {
                                 log::info!("kafka: offset commits work again");
                             }
-                            commit_failing = false;
+                            commit_failures = 0;
                             commit_backoff.reset();
                         }
                         Err(e) => {
-                            if !commit_failing {
-                                log::warn!("kafka: offset commit failed: {e}; retrying");
+                            commit_failures += 1;
+                            if commit_failures == COMMIT_WARN_AFTER {
+                                log::warn!("kafka: offset commits keep failing: {e}; retrying");
+                            } else {
+                                log::debug!("kafka: offset commit failed: {e}");
                             }
-                            commit_failing = true;
                             self.shared.error(e);
                             commit_after = Instant::now() + commit_backoff.next_delay();
                         }
@@ -419,7 +436,11 @@ impl Worker {
     }
 
     /// Marks the session up: status, `Connected` event, log.
-    async fn connected(&mut self, partitions: usize) -> Result<(), String> {
+    async fn connected(
+        &mut self,
+        partitions: usize,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
         if self.outage_logged {
             log::info!("kafka: connected again; consuming {partitions} partitions");
         } else {
@@ -437,13 +458,15 @@ impl Worker {
         self.outage_logged = false;
         self.connected = true;
         self.shared.connected.store(true, Ordering::Relaxed);
-        self.events.send(KafkaEvent::Connected).await?;
+        self.events
+            .send_unless_stopped(KafkaEvent::Connected, stop)
+            .await?;
         self.events.wake();
         Ok(())
     }
 
     /// A session broke: status, `Disconnected` event (once per outage), log once per outage.
-    async fn outage(&mut self, e: String) {
+    async fn outage(&mut self, e: String, stop: &mut watch::Receiver<bool>) {
         self.clients_tx.send_replace(None);
         self.group.reset();
         self.shared.error(e.clone());
@@ -451,7 +474,8 @@ impl Worker {
             self.connected = false;
             self.shared.connected.store(false, Ordering::Relaxed);
             log::warn!("kafka: disconnected: {e}; reconnecting with backoff");
-            if self.events.send(KafkaEvent::Disconnected(e)).await.is_ok() {
+            let ev = KafkaEvent::Disconnected(e);
+            if self.events.send_unless_stopped(ev, stop).await.is_ok() {
                 self.events.wake();
             }
         } else if !self.outage_logged {
