@@ -52,9 +52,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Binds with mio, which sets SO_REUSEADDR and a listen backlog of 1024 (std uses 128).
+/// The listen backlog: connection bursts (a deploy, a reconnect storm) must not overflow it.
+/// std and mio use 128; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds with SO_REUSEADDR and a deep listen backlog.
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let l = mio::net::TcpListener::bind(addr)?;
-    let fd: std::os::fd::OwnedFd = l.into();
-    Ok(std::net::TcpListener::from(fd))
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }

@@ -236,6 +236,12 @@ struct Worker {
 impl Worker {
     /// One session: set up, then fetch and commit until something breaks or stop.
     async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        if self.started {
+            // Marks left from before the outage are not committed to what may be a broker
+            // that lost its log (their offsets would point into a different log). Resuming
+            // from the last commit re-delivers at most those records; the loop dedups by id.
+            let _ = self.shared.take_applied();
+        }
         let setup = tokio::select! {
             _ = stopped(stop) => return End::Stopped,
             r = timeout(SETUP_TIMEOUT, self.setup()) => r,
@@ -392,8 +398,31 @@ impl Worker {
                 .and_then(|m| m.get(partition))
                 .copied()
                 .unwrap_or(-1);
+            let remembered = self
+                .committed
+                .get(topic)
+                .and_then(|m| m.get(partition))
+                .copied();
             let offset = if stored >= 0 {
                 stored
+            } else if self.known.contains(&key) && remembered.is_some() {
+                // We were reading this partition but the broker lost our commit: its storage
+                // was reset, so our old position means nothing in the new log. Start at its
+                // beginning; starting at the latest offset would skip every event produced
+                // since it came back, and dedup by id absorbs any repeat.
+                let at = pc
+                    .get_offset(Reset::Earliest.at())
+                    .await
+                    .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
+                log::info!(
+                    "kafka: {topic}/{partition}: group {} lost its committed offset; restarting at the earliest offset {at}",
+                    self.cfg.group_id
+                );
+                to_commit
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(*partition, at);
+                at
             } else {
                 let appeared = mid_session || (self.started && !self.known.contains(&key));
                 let reset = if appeared || !self.cfg.start_at_latest {

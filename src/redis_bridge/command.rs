@@ -189,7 +189,9 @@ impl CommandThread {
         let mut sadd = redis::cmd("SADD");
         sadd.arg(nodes_key(prefix)).arg(id);
         let mut pexpire = redis::cmd("PEXPIRE");
-        pexpire.arg(presence_key(prefix, id)).arg(NODE_TTL_MS);
+        // Twice the node key's TTL: a dead node's users stay readable long enough for a live
+        // node to reap them (announce them offline) after its heartbeat key expired.
+        pexpire.arg(presence_key(prefix, id)).arg(2 * NODE_TTL_MS);
         let cmds = [set, sadd, pexpire];
         match self.exec(&cmds) {
             Ok(values) => self.count_server_errors(&values),

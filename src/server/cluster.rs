@@ -28,20 +28,46 @@ pub const KAFKA_DEDUP_CAP: usize = 200_000;
 /// Typing keys live as long as a typing indicator.
 const TYPING_TTL_MS: u64 = 6_000;
 
-/// Sums a user's sockets over live nodes other than `ARGV[3]`, forgetting dead nodes.
+/// Sums a user's sockets over live nodes other than `ARGV[3]`.
 /// KEYS[1] = nodes set; ARGV = prefix, user, self node id.
 const PRESENCE_ELSEWHERE: &str = r"
 local n = 0
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if node ~= ARGV[3] then
-    if redis.call('EXISTS', ARGV[1] .. ':node:' .. node) == 1 then
-      n = n + tonumber(redis.call('HGET', ARGV[1] .. ':presence:' .. node, ARGV[2]) or '0')
-    else
-      redis.call('SREM', KEYS[1], node)
-    end
+  if node ~= ARGV[3] and redis.call('EXISTS', ARGV[1] .. ':node:' .. node) == 1 then
+    n = n + tonumber(redis.call('HGET', ARGV[1] .. ':presence:' .. node, ARGV[2]) or '0')
   end
 end
 return n";
+
+/// Reaps dead nodes (no heartbeat key): removes them from the set (one node wins each), and
+/// returns their users who are on no live node now, recording their last-seen time.
+/// KEYS[1] = nodes set; ARGV = prefix, self node id, now ms.
+const REAP_DEAD_NODES: &str = r"
+local users = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if node ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. ':node:' .. node) == 0 then
+    if redis.call('SREM', KEYS[1], node) == 1 then
+      for _, u in ipairs(redis.call('HKEYS', ARGV[1] .. ':presence:' .. node)) do table.insert(users, u) end
+      redis.call('DEL', ARGV[1] .. ':presence:' .. node)
+    end
+  end
+end
+local live = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. ':node:' .. node) == 1 then table.insert(live, node) end
+end
+local out = {}
+for _, u in ipairs(users) do
+  local n = 0
+  for _, node in ipairs(live) do
+    n = n + tonumber(redis.call('HGET', ARGV[1] .. ':presence:' .. node, u) or '0')
+  end
+  if n == 0 then
+    redis.call('HSET', ARGV[1] .. ':lastseen', u, ARGV[3])
+    table.insert(out, u)
+  end
+end
+return out";
 
 /// For each user in ARGV[2..]: sockets over all live nodes, and last seen.
 /// KEYS[1] = nodes set; ARGV[1] = prefix.
@@ -112,6 +138,15 @@ pub(crate) enum Pending {
         users: Vec<String>,
         keep_alive: bool,
     },
+    /// `presence:subscribe` answered with the cluster's states.
+    Subscribe {
+        sock: usize,
+        socket_id: String,
+        users: Vec<String>,
+        ack: Option<u64>,
+    },
+    /// Users of dead nodes that are now offline everywhere.
+    Reap { at: u64 },
     /// Queued notifications for a connecting socket.
     Mailbox {
         sock: usize,
@@ -303,13 +338,17 @@ impl Server {
         const PER_TURN: usize = 10_000;
         let mut n = 0;
         while n < PER_TURN {
-            let Some(ev) = self.cluster.redis.as_ref().and_then(RedisHandle::try_recv) else { break };
+            let Some(ev) = self.cluster.redis.as_ref().and_then(RedisHandle::try_recv) else {
+                break;
+            };
             self.on_redis_event(ev);
             n += 1;
         }
         let mut m = 0;
         while m < PER_TURN {
-            let Some(ev) = self.cluster.kafka.as_ref().and_then(KafkaHandle::try_recv) else { break };
+            let Some(ev) = self.cluster.kafka.as_ref().and_then(KafkaHandle::try_recv) else {
+                break;
+            };
             self.on_kafka_event(ev);
             m += 1;
         }
@@ -363,12 +402,20 @@ impl Server {
         self.cluster.write(cmds);
     }
 
-    /// Refreshes the TTL of this node's presence hash (called periodically).
+    /// Refreshes the TTL of this node's presence hash and reaps dead nodes (periodically).
     pub(crate) fn refresh_redis(&mut self) {
         if self.cluster.redis_live() {
             let mut c = cmd("PEXPIRE");
             c.arg(self.cluster.presence_key()).arg(PRESENCE_TTL_MS);
             self.cluster.write(vec![c]);
+            let at = crate::store::now_ms();
+            let args = [
+                PREFIX.to_owned(),
+                self.cluster.node_id.clone(),
+                at.to_string(),
+            ];
+            let q = eval(REAP_DEAD_NODES, &[self.cluster.nodes_key()], &args);
+            self.cluster.query(vec![q], Pending::Reap { at });
         }
     }
 
@@ -558,6 +605,54 @@ impl Server {
         )
     }
 
+    /// `presence:subscribe` states from the cluster; `false` when Redis is not live.
+    pub(crate) fn presence_subscribe_deferred(
+        &mut self,
+        sock: usize,
+        users: &[String],
+        ack: Option<u64>,
+    ) -> bool {
+        let mut args = vec![PREFIX.to_owned()];
+        args.extend(users.iter().cloned());
+        let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
+        let socket_id = self.sockets[sock].id.clone();
+        self.cluster.query(
+            vec![q],
+            Pending::Subscribe {
+                sock,
+                socket_id,
+                users: users.to_vec(),
+                ack,
+            },
+        )
+    }
+
+    /// Presence states from a PRESENCE_QUERY reply (local states when it failed).
+    fn cluster_states(
+        &self,
+        users: &[String],
+        result: &Result<Vec<redis::Value>, String>,
+    ) -> Value {
+        match result.as_ref().ok().and_then(|v| v.first()) {
+            Some(redis::Value::Array(items)) => {
+                let mut out = serde_json::Map::new();
+                for (i, u) in users.iter().enumerate() {
+                    let n = items.get(2 * i).and_then(as_i64).unwrap_or(0);
+                    let seen = items
+                        .get(2 * i + 1)
+                        .and_then(as_string)
+                        .and_then(|s| s.parse::<u64>().ok());
+                    out.insert(
+                        u.clone(),
+                        json!({"online": n > 0, "lastSeen": if n > 0 { None } else { seen }}),
+                    );
+                }
+                Value::Object(out)
+            }
+            _ => self.presence_json(users),
+        }
+    }
+
     /// The socket `sock` if it is still the one with id `socket_id`.
     fn same_socket(&self, sock: usize, socket_id: &str) -> bool {
         self.sockets.get(sock).is_some_and(|s| s.id == socket_id)
@@ -609,24 +704,7 @@ impl Server {
                 users,
                 keep_alive,
             } => {
-                let body = match &result {
-                    Ok(v) => match v.first() {
-                        Some(redis::Value::Array(items)) => {
-                            let mut out = serde_json::Map::new();
-                            for (i, u) in users.iter().enumerate() {
-                                let n = items.get(2 * i).and_then(as_i64).unwrap_or(0);
-                                let seen = items
-                                    .get(2 * i + 1)
-                                    .and_then(as_string)
-                                    .and_then(|s| s.parse::<u64>().ok());
-                                out.insert(u.clone(), json!({"online": n > 0, "lastSeen": if n > 0 { None } else { seen }}));
-                            }
-                            Value::Object(out)
-                        }
-                        _ => self.presence_json(&users),
-                    },
-                    Err(_) => self.presence_json(&users),
-                };
+                let body = self.cluster_states(&users, &result);
                 if self.conns.contains(conn) {
                     self.respond(
                         conn,
@@ -634,6 +712,51 @@ impl Server {
                         keep_alive,
                     );
                 }
+            }
+            Pending::Reap { at } => {
+                let users: Vec<String> = match first {
+                    Some(redis::Value::Array(items)) => {
+                        items.iter().filter_map(as_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for user in users {
+                    if self.presence.state(&user).online {
+                        continue;
+                    }
+                    log::info!("user {user} went offline with a dead node");
+                    let mut rooms: Vec<String> = self
+                        .grants
+                        .rooms_of(&user)
+                        .filter(|r| r.starts_with("conversation:") || r.starts_with("group:"))
+                        .cloned()
+                        .collect();
+                    rooms.sort();
+                    self.announce_presence(&user, false, Some(at), rooms);
+                }
+            }
+            Pending::Subscribe {
+                sock,
+                socket_id,
+                users,
+                ack,
+            } => {
+                if !self.same_socket(sock, &socket_id) {
+                    return;
+                }
+                let states = self.cluster_states(&users, &result);
+                self.emit_to(
+                    sock,
+                    "user:presence",
+                    std::slice::from_ref(&states),
+                    Vec::new(),
+                );
+                self.reply(
+                    sock,
+                    "presence:subscribe",
+                    ack,
+                    Ok(json!({"ok": true, "presence": states})),
+                );
             }
             Pending::Mailbox {
                 sock,
@@ -798,9 +921,7 @@ impl Server {
             }
             KafkaEvent::Disconnected(why) => {
                 if self.cluster.kafka_up {
-                    log::warn!(
-                        "kafka unreachable ({why}); reconnecting, resuming from committed offsets"
-                    );
+                    log::debug!("kafka session down ({why}); the kafka thread reconnects and resumes from committed offsets");
                 }
                 self.cluster.kafka_up = false;
             }

@@ -145,6 +145,10 @@ impl Server {
         for u in &ids {
             self.join(sock, &format!("presence:{u}"));
         }
+        // With Redis the states are the cluster's; the ack follows the reply.
+        if self.presence_subscribe_deferred(sock, &ids, self.current_ack) {
+            return Err(Refusal::new(super::DEFERRED, ""));
+        }
         let states = Value::Object(self.presence_states(&ids));
         self.emit_to(
             sock,

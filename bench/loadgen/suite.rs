@@ -1,0 +1,285 @@
+//! The side-by-side suite: for every scenario, N and repeat, start each server fresh (pinned
+//! to its core with taskset), learn its port from its `listening on IP:PORT` line, run, stop
+//! it, and append the result line to the JSONL file.
+
+use crate::driver::Target;
+use crate::report;
+use crate::scenario::{self, Params, Scenario};
+use serde_json::{json, Value};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start each known server.
+#[derive(Debug, Clone)]
+pub struct ServerPaths {
+    pub sio_edge_bin: PathBuf,
+    pub node_script: PathBuf,
+    pub socketioxide_bin: PathBuf,
+    pub api_key: String,
+}
+
+pub const SERVERS: [&str; 3] = ["sio-edge", "socketioxide", "node"];
+
+/// A started server.
+pub struct Running {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub banner: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `name` on an ephemeral port, pinned to `cpu` (empty: not pinned), listening on
+/// `host`; its stderr goes to `log`.
+///
+/// # Errors
+/// An unknown name, a failed spawn, or no `listening on` line in time.
+pub fn start(
+    name: &str,
+    paths: &ServerPaths,
+    cpu: &str,
+    host: IpAddr,
+    log: &Path,
+) -> Result<Running, String> {
+    let (prog, args, env): (PathBuf, Vec<String>, Vec<(&str, String)>) = match name {
+        "sio-edge" => (
+            paths.sio_edge_bin.clone(),
+            vec![
+                "--bench".into(),
+                "--host".into(),
+                host.to_string(),
+                "--port".into(),
+                "0".into(),
+                "--internal-api-key".into(),
+                paths.api_key.clone(),
+                "--log".into(),
+                "warn".into(),
+            ],
+            vec![],
+        ),
+        "node" => (
+            "node".into(),
+            vec![paths.node_script.display().to_string()],
+            vec![
+                ("PORT", "0".into()),
+                ("HOST", host.to_string()),
+                ("BENCH_API_KEY", paths.api_key.clone()),
+            ],
+        ),
+        "socketioxide" => (
+            paths.socketioxide_bin.clone(),
+            vec![],
+            vec![
+                ("PORT", "0".into()),
+                ("HOST", host.to_string()),
+                ("BENCH_API_KEY", paths.api_key.clone()),
+            ],
+        ),
+        other => return Err(format!("unknown server {other:?} (known: {SERVERS:?})")),
+    };
+    let mut cmd = if cpu.is_empty() {
+        Command::new(&prog)
+    } else {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu).arg(&prog);
+        c
+    };
+    cmd.args(&args)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    cmd.stderr(log_file);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {name} ({}): {e}", prog.display()))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    // Reads the server's stdout for the whole run so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                // Keep draining after the port was found.
+                continue;
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut running = Running {
+        child,
+        pid,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        banner: String::new(),
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(at) = line.find("listening on ") {
+                    let addr = line[at + 13..].split_whitespace().next().unwrap_or("");
+                    let mut addr: SocketAddr = addr
+                        .parse()
+                        .map_err(|_| format!("{name}: cannot parse the address in {line:?}"))?;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(IpAddr::from([127, 0, 0, 1]));
+                    }
+                    running.addr = addr;
+                    running.banner = line;
+                    return Ok(running);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Its stdout closed: it exited (or is exiting).
+                std::thread::sleep(Duration::from_millis(200));
+                let status = running.child.try_wait().ok().flatten();
+                return Err(format!(
+                    "{name} ({}) closed its stdout without printing `listening on` (exit \
+                     status {status:?}; its stderr is in {})",
+                    prog.display(),
+                    log.display()
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "{name} ({}) printed no `listening on` line within {START_TIMEOUT:?} \
+                     (its stderr is in {})",
+                    prog.display(),
+                    log.display()
+                ));
+            }
+        }
+    }
+}
+
+/// What the suite runs.
+pub struct Plan {
+    pub servers: Vec<String>,
+    pub scenarios: Vec<Scenario>,
+    pub clients: Vec<usize>,
+    pub repeats: usize,
+    pub base: Params,
+    pub paths: ServerPaths,
+    pub server_cpu: String,
+    /// Destination addresses 127.0.0.1..=n (servers then listen on 0.0.0.0).
+    pub dest_addrs: u8,
+    pub out: PathBuf,
+    pub check: bool,
+}
+
+/// Runs the plan; returns the result lines and the failures of `check`.
+///
+/// # Errors
+/// The output file cannot be written.
+pub fn run(plan: &Plan) -> Result<(Vec<Value>, Vec<String>), String> {
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&plan.out)
+        .map_err(|e| format!("cannot write {}: {e}", plan.out.display()))?;
+    let log = plan.out.with_extension("servers.log");
+    let host = if plan.dest_addrs > 1 {
+        IpAddr::from([0, 0, 0, 0])
+    } else {
+        IpAddr::from([127, 0, 0, 1])
+    };
+    let total = plan.scenarios.len() * plan.clients.len() * plan.repeats * plan.servers.len();
+    let mut i = 0;
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    for &sc in &plan.scenarios {
+        for &n in &plan.clients {
+            for rep in 1..=plan.repeats {
+                for server in &plan.servers {
+                    i += 1;
+                    eprintln!(
+                        "[{i}/{total} {:.0}s] {server} {} N={n} run {rep}/{}",
+                        started.elapsed().as_secs_f64(),
+                        sc.name(),
+                        plan.repeats
+                    );
+                    let mut p = plan.base.clone();
+                    p.scenario = sc;
+                    p.clients = n;
+                    p.server_core = plan.server_cpu.parse().ok();
+                    let r = one(&p, server, rep, plan, host, &log, &mut out);
+                    eprintln!("  {}", report::summary(&r));
+                    if plan.check {
+                        if let Err(e) = report::clean(&r) {
+                            failures.push(format!("{server} {} N={n} run {rep}: {e}", sc.name()));
+                        }
+                    }
+                    results.push(r);
+                }
+            }
+        }
+    }
+    Ok((results, failures))
+}
+
+fn one(
+    p: &Params,
+    server: &str,
+    rep: usize,
+    plan: &Plan,
+    host: IpAddr,
+    log: &Path,
+    out: &mut File,
+) -> Value {
+    let mut r = match start(server, &plan.paths, &plan.server_cpu, host, log) {
+        Err(e) => {
+            json!({"scenario": p.scenario.name(), "clients": p.clients, "ok": false, "error": e})
+        }
+        Ok(srv) => {
+            let port = srv.addr.port();
+            let addrs = if plan.dest_addrs > 1 {
+                (1..=plan.dest_addrs)
+                    .map(|x| SocketAddr::from(([127, 0, 0, x], port)))
+                    .collect()
+            } else {
+                vec![srv.addr]
+            };
+            let target = Target {
+                addrs,
+                api_key: plan.paths.api_key.clone(),
+            };
+            let (mut r, driver) = scenario::run(p, target, Some(srv.pid));
+            r["server_banner"] = json!(srv.banner);
+            // Stop the server before closing the clients (see `scenario::run`).
+            drop(srv);
+            drop(driver);
+            r
+        }
+    };
+    r["server"] = json!(server);
+    r["repeat"] = json!(rep);
+    r["unix_time"] = json!(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0));
+    if let Err(e) = writeln!(out, "{r}") {
+        eprintln!("sio-bench: cannot append to the results: {e}");
+    }
+    println!("{r}");
+    r
+}

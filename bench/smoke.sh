@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# CI smoke for the load generator: room-broadcast with N=200 for 3 s against `sio-edge --bench`
+# (binary from $SIO_EDGE_BIN, default target/debug/sio-edge). Fails unless messages were
+# delivered and none was lost, duplicated or out of order. No timing assertion.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+edge=${SIO_EDGE_BIN:-target/debug/sio-edge}
+bench=${SIO_BENCH_BIN:-}
+if [ -z "$bench" ]; then
+  # Reuse a binary at least as new as the sources; otherwise build the debug one.
+  cargo build --quiet --bin sio-bench --bin sio-edge
+  bench=target/debug/sio-bench
+fi
+[ -x "$edge" ] || { echo "bench/smoke.sh: no sio-edge binary at $edge (set SIO_EDGE_BIN)" >&2; exit 1; }
+[ -x "$bench" ] || { echo "bench/smoke.sh: no sio-bench binary at $bench (set SIO_BENCH_BIN)" >&2; exit 1; }
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+if ! timeout 60 "$bench" run --servers sio-edge --sio-edge-bin "$edge" --server-cpu "" \
+  --scenarios room-broadcast --clients 200 --duration 3 --rate 50 --drain 10 \
+  --out "$out/smoke.jsonl" --check --quiet >/dev/null; then
+  echo "bench/smoke.sh: FAILED (server log: $(cat "$out"/smoke.servers.log 2>/dev/null | tail -5))" >&2
+  exit 1
+fi
+echo "bench/smoke.sh: room-broadcast N=200 against $edge: delivered, nothing lost, duplicated or reordered"
