@@ -251,6 +251,78 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Client events with no handler.",
         m.unknown_events,
     );
+    counter(
+        &mut o,
+        "sio_rate_limited_total",
+        "Client events refused by a rate limit.",
+        m.rate_limited,
+    );
+    counter(
+        &mut o,
+        "sio_duplicate_events_total",
+        "Client events dropped as retries of a seen event id.",
+        m.duplicate_events,
+    );
+    counter(
+        &mut o,
+        "sio_refused_events_total",
+        "Client events refused (schema, access, limits).",
+        m.refused_events,
+    );
+    counter(
+        &mut o,
+        "sio_abuse_disconnects_total",
+        "Sockets disconnected for repeated rate-limit violations.",
+        m.abuse_disconnects,
+    );
+    counter(
+        &mut o,
+        "sio_notifications_queued_total",
+        "Notifications queued for offline users.",
+        m.notifications_queued,
+    );
+    gauge(
+        &mut o,
+        "sio_users_online",
+        "Users online on this node (including the grace period).",
+        g.users_online,
+    );
+    gauge(
+        &mut o,
+        "sio_mailbox_queued",
+        "Notifications waiting in memory for offline users.",
+        g.mailbox_queued,
+    );
+    counter(
+        &mut o,
+        "sio_mailbox_dropped_total",
+        "Offline notifications dropped (box full or expired).",
+        g.mailbox_dropped,
+    );
+    gauge(
+        &mut o,
+        "sio_outbox_queued",
+        "Client events waiting in the outbox.",
+        g.outbox_queued,
+    );
+    counter(
+        &mut o,
+        "sio_outbox_dropped_total",
+        "Outbox events dropped because nobody drained it.",
+        g.outbox_dropped,
+    );
+    gauge(
+        &mut o,
+        "sio_recovery_packets",
+        "Broadcasts kept for connection state recovery.",
+        g.recovery_packets,
+    );
+    gauge(
+        &mut o,
+        "sio_recovery_sessions",
+        "Disconnected sockets waiting to be recovered.",
+        g.recovery_sessions,
+    );
     o.push_str(&g.extra);
     o
 }
@@ -270,5 +342,13 @@ mod tests {
         assert!(text.contains("sio_broadcast_fanout_bucket{le=\"100\"} 2"));
         assert!(text.contains("sio_broadcast_fanout_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("sio_broadcasts_total 3"));
+        for name in [
+            "sio_rate_limited_total",
+            "sio_refused_events_total",
+            "sio_abuse_disconnects_total",
+            "sio_recovery_packets",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} rendered");
+        }
     }
 }
