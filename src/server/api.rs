@@ -158,7 +158,12 @@ impl Server {
             },
             ("GET", ["outbox"]) => self.api_outbox(&req),
             ("GET", ["rooms", room, "members"]) => {
-                Ok((200, self.api_members(&percent_decode(room))))
+                let room = percent_decode(room);
+                // With Redis "connected" is the cluster's, sent when the reply arrives.
+                if self.members_api_deferred(key, &room, req.keep_alive) {
+                    return;
+                }
+                Ok((200, self.api_members(&room)))
             }
             ("PUT", ["rooms", room, "members", user]) => {
                 self.api_grant(&percent_decode(room), &percent_decode(user))

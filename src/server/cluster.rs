@@ -69,6 +69,22 @@ for _, u in ipairs(users) do
 end
 return out";
 
+/// Users connected to room ARGV[2] on any live node. KEYS[1] = nodes set; ARGV[1] = prefix.
+const ROOM_MEMBERS: &str = r"
+local seen, out = {}, {}
+local p = ARGV[2] .. '\t'
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. ':node:' .. node) == 1 then
+    for _, f in ipairs(redis.call('HKEYS', ARGV[1] .. ':room-members:' .. node)) do
+      if string.sub(f, 1, #p) == p then
+        local u = string.sub(f, #p + 1)
+        if not seen[u] then seen[u] = true; table.insert(out, u) end
+      end
+    end
+  end
+end
+return out";
+
 /// For each user in ARGV[2..]: sockets over all live nodes, and last seen.
 /// KEYS[1] = nodes set; ARGV[1] = prefix.
 const PRESENCE_QUERY: &str = r"
@@ -147,6 +163,12 @@ pub(crate) enum Pending {
     },
     /// Users of dead nodes that are now offline everywhere.
     Reap { at: u64 },
+    /// `GET /api/rooms/<room>/members` with the cluster's connected users.
+    Members {
+        conn: usize,
+        room: String,
+        keep_alive: bool,
+    },
     /// Queued notifications for a connecting socket.
     Mailbox {
         sock: usize,
@@ -169,6 +191,8 @@ pub(crate) struct Cluster {
     pub redis_up: bool,
     pub kafka_up: bool,
     pub kafka_duplicates: u64,
+    /// (room, user) -> this node's sockets of the user in the room, mirrored to Redis.
+    pub memberships: HashMap<(String, String), u32>,
     pub kafka_bad_records: u64,
     pub remote_broadcasts: u64,
 }
@@ -186,6 +210,7 @@ impl Cluster {
             redis_up: false,
             kafka_up: false,
             kafka_duplicates: 0,
+            memberships: HashMap::new(),
             kafka_bad_records: 0,
             remote_broadcasts: 0,
         }
@@ -399,6 +424,18 @@ impl Server {
         for (room, user) in self.grants.all() {
             cmds.extend(self.grant_cmds(room, user, true));
         }
+        let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
+        let mut del = cmd("DEL");
+        del.arg(&mkey);
+        cmds.push(del);
+        for ((room, user), n) in &self.cluster.memberships {
+            let mut c = cmd("HSET");
+            c.arg(&mkey).arg(format!("{room}\t{user}")).arg(*n);
+            cmds.push(c);
+        }
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
+        cmds.push(exp);
         self.cluster.write(cmds);
     }
 
@@ -407,7 +444,10 @@ impl Server {
         if self.cluster.redis_live() {
             let mut c = cmd("PEXPIRE");
             c.arg(self.cluster.presence_key()).arg(PRESENCE_TTL_MS);
-            self.cluster.write(vec![c]);
+            let mut m = cmd("PEXPIRE");
+            m.arg(self.cluster.key(&["room-members", &self.cluster.node_id]))
+                .arg(PRESENCE_TTL_MS);
+            self.cluster.write(vec![c, m]);
             let at = crate::store::now_ms();
             let args = [
                 PREFIX.to_owned(),
@@ -417,6 +457,68 @@ impl Server {
             let q = eval(REAP_DEAD_NODES, &[self.cluster.nodes_key()], &args);
             self.cluster.query(vec![q], Pending::Reap { at });
         }
+    }
+
+    /// Mirrors room memberships of authenticated sockets (platform rooms only) as this node's
+    /// `room-members` hash: field `<room>\t<userId>`, value the user's sockets in the room.
+    pub(crate) fn membership_changed(&mut self, sock: usize, room: &str, delta: i32) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let Some(user) = self.sockets.get(sock).and_then(|s| s.user.clone()) else {
+            return;
+        };
+        if !matches!(
+            crate::store::grants::classify(room),
+            Ok(crate::store::grants::RoomKind::Public | crate::store::grants::RoomKind::Private)
+        ) {
+            return;
+        }
+        let key = (room.to_owned(), user.clone());
+        let n = {
+            let n = self.cluster.memberships.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add_signed(delta);
+            *n
+        };
+        let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
+        let field = format!("{room}\t{user}");
+        let mut c = if n == 0 {
+            self.cluster.memberships.remove(&key);
+            let mut c = cmd("HDEL");
+            c.arg(&mkey).arg(field);
+            c
+        } else {
+            let mut c = cmd("HSET");
+            c.arg(&mkey).arg(field).arg(n);
+            c
+        };
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
+        let _ = &mut c;
+        self.cluster.write(vec![c, exp]);
+    }
+
+    /// `GET /api/rooms/<room>/members` with the cluster's connected users; `false` when Redis
+    /// is not live.
+    pub(crate) fn members_api_deferred(
+        &mut self,
+        conn: usize,
+        room: &str,
+        keep_alive: bool,
+    ) -> bool {
+        let q = eval(
+            ROOM_MEMBERS,
+            &[self.cluster.nodes_key()],
+            &[PREFIX.to_owned(), room.to_owned()],
+        );
+        self.cluster.query(
+            vec![q],
+            Pending::Members {
+                conn,
+                room: room.to_owned(),
+                keep_alive,
+            },
+        )
     }
 
     /// Mirrors a user's local socket count into this node's presence hash.
@@ -705,6 +807,27 @@ impl Server {
                 keep_alive,
             } => {
                 let body = self.cluster_states(&users, &result);
+                if self.conns.contains(conn) {
+                    self.respond(
+                        conn,
+                        crate::http::response::Response::new(200).json(body.to_string()),
+                        keep_alive,
+                    );
+                }
+            }
+            Pending::Members {
+                conn,
+                room,
+                keep_alive,
+            } => {
+                let mut connected: Vec<String> = match first {
+                    Some(redis::Value::Array(items)) => {
+                        items.iter().filter_map(as_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                connected.sort();
+                let body = json!({"room": room, "members": self.grants.members(&room), "connected": connected});
                 if self.conns.contains(conn) {
                     self.respond(
                         conn,

@@ -358,6 +358,10 @@ impl Server {
             return;
         }
         self.on_disconnect(sock);
+        let joined = self.sockets[sock].rooms.clone();
+        for room in &joined {
+            self.membership_changed(sock, room, -1);
+        }
         let socket = self.sockets.remove(sock);
         if recoverable && !self.config.recovery_window.is_zero() {
             if let Some(pid) = &socket.pid {
@@ -408,6 +412,7 @@ impl Server {
             .entry(room.to_owned())
             .or_default()
             .insert(sock);
+        self.membership_changed(sock, room, 1);
     }
 
     pub(crate) fn leave(&mut self, sock: usize, room: &str) {
@@ -423,6 +428,7 @@ impl Server {
                 rooms.remove(room);
             }
         }
+        self.membership_changed(sock, room, -1);
     }
 
     /// Emits event `name` with `args` to a target. With connection state recovery on, a
