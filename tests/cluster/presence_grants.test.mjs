@@ -2,7 +2,8 @@
 // node A is online for node B's /api/presence and for a presence:subscribe subscriber on B, who
 // gets user:online and user:offline exactly once (also when the user has sockets on both
 // nodes); a grant PUT on A lets the user room:join on B, a DELETE on A removes their socket on B
-// with room:removed; a node killed with SIGKILL leaves cluster presence within the TTL.
+// with room:removed; a node killed with SIGKILL leaves cluster presence within the TTL; room
+// memberships on one node are visible through the members API of the other.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -193,4 +194,15 @@ test('a node killed with SIGKILL disappears from cluster presence within the TTL
   t.diagnostic(`offline on B ${took} ms after the SIGKILL`);
   assert.ok(took <= 45_000, `took ${took} ms`);
   assert.equal((await a.api.presence([user]))[user].online, false, 'A agrees');
+});
+
+test('room memberships are mirrored: GET /api/rooms/<room>/members on A lists a user connected on B', async () => {
+  const user = uniq('m');
+  const room = `group:${uniq('g')}`;
+  const u = await connectUser(b, user, { rooms: [room] }, { track: sockets });
+  const ack = await request(u.socket, 'room:join', { room });
+  assert.equal(ack.ok, true, `room:join ack ${JSON.stringify(ack)}`);
+  await waitFor(async () => (await a.api.members(room)).json?.connected?.includes(user), { what: `A lists ${user} in ${room}` });
+  await request(u.socket, 'room:leave', { room });
+  await waitFor(async () => !(await a.api.members(room)).json?.connected?.includes(user), { what: `A drops ${user} from ${room}` });
 });
