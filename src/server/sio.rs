@@ -258,6 +258,9 @@ impl Server {
                 .map(|saved| (pid.to_owned(), saved)),
             _ => None,
         };
+        if let Some((pid, _)) = &restored {
+            self.mirror_recovery(pid, None);
+        }
         let recovered = restored.is_some();
         let (id, pid, rooms, after, disconnected_at) = match restored {
             Some((pid, saved)) => {
@@ -374,6 +377,7 @@ impl Server {
                     connected_offset: socket.connected_offset,
                     at: std::time::Instant::now(),
                 };
+                self.mirror_recovery(pid, Some(&saved));
                 self.recovery.save(pid.clone(), saved);
             }
         }
