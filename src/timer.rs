@@ -31,7 +31,11 @@ pub enum Timer {
         gen: u64,
     },
     /// A call invite was not answered in time.
-    CallInviteTimeout { call: String, user: String },
+    CallInviteTimeout {
+        call: String,
+        user: String,
+        uid: u64,
+    },
     /// Send the batched answer counts of a quiz question.
     QuizFlush { quiz: String },
     /// Send a class's changed viewer count.

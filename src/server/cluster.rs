@@ -151,6 +151,7 @@ pub(crate) enum Pending {
     /// `GET /api/presence` answered from the cluster.
     PresenceApi {
         conn: usize,
+        conn_uid: u64,
         users: Vec<String>,
         keep_alive: bool,
     },
@@ -166,6 +167,7 @@ pub(crate) enum Pending {
     /// `GET /api/rooms/<room>/members` with the cluster's connected users.
     Members {
         conn: usize,
+        conn_uid: u64,
         room: String,
         keep_alive: bool,
     },
@@ -511,14 +513,40 @@ impl Server {
             &[self.cluster.nodes_key()],
             &[PREFIX.to_owned(), room.to_owned()],
         );
-        self.cluster.query(
+        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+            return false;
+        };
+        let sent = self.cluster.query(
             vec![q],
             Pending::Members {
                 conn,
+                conn_uid,
                 room: room.to_owned(),
                 keep_alive,
             },
-        )
+        );
+        self.hold_conn(conn, sent);
+        sent
+    }
+
+    /// While an API request waits for Redis, the connection's later requests wait too.
+    fn hold_conn(&mut self, conn: usize, hold: bool) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.deferred = hold;
+        }
+    }
+
+    /// Answers a deferred API request if its connection is still the one that asked.
+    fn answer_deferred(&mut self, conn: usize, conn_uid: u64, body: Value, keep_alive: bool) {
+        if self.conns.get(conn).is_none_or(|c| c.uid != conn_uid) {
+            return;
+        }
+        self.hold_conn(conn, false);
+        self.respond(
+            conn,
+            crate::http::response::Response::new(200).json(body.to_string()),
+            keep_alive,
+        );
     }
 
     /// Mirrors a saved (recoverable) socket as `recovery:<pid>` for the recovery window, or
@@ -728,14 +756,20 @@ impl Server {
         let mut args = vec![PREFIX.to_owned()];
         args.extend(users.iter().cloned());
         let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
-        self.cluster.query(
+        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+            return false;
+        };
+        let sent = self.cluster.query(
             vec![q],
             Pending::PresenceApi {
                 conn,
+                conn_uid,
                 users: users.to_vec(),
                 keep_alive,
             },
-        )
+        );
+        self.hold_conn(conn, sent);
+        sent
     }
 
     /// `presence:subscribe` states from the cluster; `false` when Redis is not live.
@@ -834,20 +868,16 @@ impl Server {
             }
             Pending::PresenceApi {
                 conn,
+                conn_uid,
                 users,
                 keep_alive,
             } => {
                 let body = self.cluster_states(&users, &result);
-                if self.conns.contains(conn) {
-                    self.respond(
-                        conn,
-                        crate::http::response::Response::new(200).json(body.to_string()),
-                        keep_alive,
-                    );
-                }
+                self.answer_deferred(conn, conn_uid, body, keep_alive);
             }
             Pending::Members {
                 conn,
+                conn_uid,
                 room,
                 keep_alive,
             } => {
@@ -859,13 +889,7 @@ impl Server {
                 };
                 connected.sort();
                 let body = json!({"room": room, "members": self.grants.members(&room), "connected": connected});
-                if self.conns.contains(conn) {
-                    self.respond(
-                        conn,
-                        crate::http::response::Response::new(200).json(body.to_string()),
-                        keep_alive,
-                    );
-                }
+                self.answer_deferred(conn, conn_uid, body, keep_alive);
             }
             Pending::Reap { at } => {
                 let users: Vec<String> = match first {
@@ -1049,7 +1073,9 @@ impl Server {
         let selected = self.select_sockets(ns, &rooms, &except);
         for sock in selected {
             match &req {
-                RemoteRequest::Join { rooms, .. } => rooms.iter().for_each(|r| self.join(sock, r)),
+                RemoteRequest::Join { rooms, .. } => rooms.iter().for_each(|r| {
+                    self.join(sock, r);
+                }),
                 RemoteRequest::Leave { rooms, .. } => {
                     rooms.iter().for_each(|r| self.leave(sock, r))
                 }

@@ -116,10 +116,15 @@ pub struct Conn {
     /// Already on the server's list of connections to flush this loop turn.
     pub dirty: bool,
     pub last_active: Instant,
+    /// Unique for the process: a reply that arrives later (from Redis) checks it, so a reused
+    /// slab key never gets another connection's response.
+    pub uid: u64,
+    /// An API request waits for a Redis reply; later requests wait behind it (HTTP order).
+    pub deferred: bool,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, now: Instant) -> Self {
+    pub fn new(stream: TcpStream, now: Instant, uid: u64) -> Self {
         Conn {
             stream,
             rbuf: Vec::new(),
@@ -129,6 +134,8 @@ impl Conn {
             want_write: false,
             dirty: false,
             last_active: now,
+            uid,
+            deferred: false,
         }
     }
 }

@@ -835,7 +835,11 @@ impl Server {
 
     /// At shutdown: tell every socket of the session it is disconnected, then close.
     pub(crate) fn shutdown_session(&mut self, s: usize) {
-        let sockets = self.sessions[s].sockets.clone();
+        // An earlier session's goodbye may have closed this one (a cascade of slow clients).
+        let Some(session) = self.sessions.get(s) else {
+            return;
+        };
+        let sockets = session.sockets.clone();
         for (ns, _) in sockets {
             let name = self.namespaces[ns].name.clone();
             let msg = crate::socketio::message(

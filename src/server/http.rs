@@ -87,7 +87,9 @@ impl Server {
                 return input.len();
             };
             // Requests behind a held long-poll wait for it (HTTP/1.1 answers in order).
-            if conn.close_after_flush || !matches!(conn.kind, ConnKind::Http { pending_poll: None })
+            if conn.deferred
+                || conn.close_after_flush
+                || !matches!(conn.kind, ConnKind::Http { pending_poll: None })
             {
                 break;
             }

@@ -144,6 +144,7 @@ impl Server {
                 gen: 0,
             },
         );
+        timers.at(Instant::now() + MAINTENANCE_EVERY, Timer::Maintenance);
         let node_id = config.node_id.clone();
         let mut server = Server {
             poll,
@@ -272,7 +273,8 @@ impl Server {
             log::warn!("cannot register connection: {e}");
             return;
         }
-        entry.insert(Conn::new(stream, Instant::now()));
+        self.next_uid += 1;
+        entry.insert(Conn::new(stream, Instant::now(), self.next_uid));
         self.metrics.connections_accepted += 1;
     }
 
@@ -336,10 +338,22 @@ impl Server {
                 break;
             }
         }
+        let limit = crate::http::request::MAX_HEAD_LEN
+            + self.config.max_payload.max(self.config.max_api_body)
+            + 64;
         if let Some(conn) = self.conns.get_mut(key) {
             if start < input.len() {
                 input.drain(..start);
                 conn.rbuf = input;
+            }
+            // Input that waits (behind a held long-poll) is bounded like one request.
+            if conn.rbuf.len() > limit {
+                self.metrics.protocol_errors += 1;
+                log::warn!(
+                    "connection {key} sent {} bytes that wait for no request; closing",
+                    conn.rbuf.len()
+                );
+                self.close_conn(key, "too much pipelined input");
             }
         }
     }
@@ -417,7 +431,10 @@ impl Server {
                         .registry()
                         .reregister(&mut conn.stream, token, Interest::READABLE);
             }
-            if !conn.rbuf.is_empty() && matches!(conn.kind, ConnKind::Http { pending_poll: None }) {
+            if !conn.rbuf.is_empty()
+                && !conn.deferred
+                && matches!(conn.kind, ConnKind::Http { pending_poll: None })
+            {
                 // Pipelined requests waited behind a long-poll; serve them now.
                 self.on_data(key, &[]);
             }
@@ -483,8 +500,8 @@ impl Server {
                     conversation,
                     gen,
                 } => self.on_typing_expire(&user, &conversation, gen),
-                Timer::CallInviteTimeout { call, user } => {
-                    self.on_call_invite_timeout(&call, &user)
+                Timer::CallInviteTimeout { call, user, uid } => {
+                    self.on_call_invite_timeout(&call, &user, uid)
                 }
                 Timer::QuizFlush { quiz } => self.on_quiz_flush(&quiz),
                 Timer::ClassFlush { class } => self.on_class_flush(&class),
@@ -515,6 +532,10 @@ impl Server {
                 }
                 Timer::ShutdownDeadline => {
                     log::warn!("shutdown grace period over; closing remaining connections");
+                    let sessions: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+                    for s in sessions {
+                        self.close_session(s, engine::CloseReason::Shutdown);
+                    }
                     let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
                     for k in keys {
                         self.close_conn(k, "server shutdown");

@@ -54,6 +54,8 @@ pub struct Socket {
     pub buckets: Option<Box<crate::store::ratelimit::Buckets>>,
     /// When this socket was recovered: the time its previous transport was lost.
     pub recovered_at: Option<std::time::Instant>,
+    /// Counted in presence (so its disconnect is subtracted exactly once).
+    pub presence_counted: bool,
 }
 
 /// Where a broadcast goes.
@@ -70,6 +72,10 @@ pub struct Target<'a> {
     /// Every socket of the namespace (a remote `io.emit`); `rooms` is then ignored.
     pub all: bool,
 }
+
+/// Rooms one socket may be in (its own id room not counted); bounds memory and the cost of
+/// joins, leaves and recovery replay.
+pub const MAX_ROOMS_PER_SOCKET: usize = 1000;
 
 /// A recipient further behind than this skips volatile messages.
 const VOLATILE_BACKLOG: usize = 64 * 1024;
@@ -143,6 +149,12 @@ impl Server {
             return self.sio_protocol_error(s, "binary data without a binary packet");
         };
         partial.attachments.push(data);
+        // All attachments of one packet together stay within maxPayload.
+        let total: usize = partial.attachments.iter().map(Bytes::len).sum();
+        if total > self.config.max_payload {
+            return self
+                .sio_protocol_error(s, "binary attachments larger than maxPayload together");
+        }
         if partial.attachments.len() < partial.expected {
             return;
         }
@@ -287,6 +299,7 @@ impl Server {
             connected_offset: self.recovery.next_offset().saturating_sub(1),
             buckets: None,
             recovered_at: None,
+            presence_counted: false,
         });
         self.socket_ids.insert(id.clone(), sock);
         self.sessions[s].sockets.push((ns, sock));
@@ -328,7 +341,10 @@ impl Server {
                 break;
             }
         }
-        self.on_connect(sock, &auth);
+        // The reply (or the replay) may have closed a slow client, and this socket with it.
+        if self.sockets.contains(sock) {
+            self.on_connect(sock, &auth);
+        }
     }
 
     /// The user a CONNECT authenticates as: the auth object's `token`, else the handshake's
@@ -361,7 +377,12 @@ impl Server {
             return;
         }
         self.on_disconnect(sock);
-        let joined = self.sockets[sock].rooms.clone();
+        // What the hooks sent may have closed this socket's own session (a cascade of slow
+        // clients) and removed it already.
+        let Some(socket) = self.sockets.get(sock) else {
+            return;
+        };
+        let joined = socket.rooms.clone();
         for room in &joined {
             self.membership_changed(sock, room, -1);
         }
@@ -405,10 +426,17 @@ impl Server {
         );
     }
 
-    pub(crate) fn join(&mut self, sock: usize, room: &str) {
-        let socket = &mut self.sockets[sock];
+    /// Adds the socket to `room`. Returns `false` when the socket is gone or already in
+    /// [`MAX_ROOMS_PER_SOCKET`] rooms.
+    pub(crate) fn join(&mut self, sock: usize, room: &str) -> bool {
+        let Some(socket) = self.sockets.get_mut(sock) else {
+            return false;
+        };
         if socket.rooms.iter().any(|r| r == room) {
-            return;
+            return true;
+        }
+        if socket.rooms.len() >= MAX_ROOMS_PER_SOCKET {
+            return false;
         }
         socket.rooms.push(room.to_owned());
         self.namespaces[socket.ns]
@@ -417,10 +445,13 @@ impl Server {
             .or_default()
             .insert(sock);
         self.membership_changed(sock, room, 1);
+        true
     }
 
     pub(crate) fn leave(&mut self, sock: usize, room: &str) {
-        let socket = &mut self.sockets[sock];
+        let Some(socket) = self.sockets.get_mut(sock) else {
+            return;
+        };
         let Some(i) = socket.rooms.iter().position(|r| r == room) else {
             return;
         };

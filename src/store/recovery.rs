@@ -39,7 +39,12 @@ pub struct Recovery {
     next_offset: u64,
     window: Duration,
     max_packets: usize,
+    /// Payload bytes of the kept packets, bounded by [`MAX_BYTES`].
+    bytes: usize,
 }
+
+/// Payload bytes the replay log keeps at most (the oldest go first).
+pub const MAX_BYTES: usize = 64 << 20;
 
 impl Recovery {
     pub fn new(window: Duration, max_packets: usize) -> Self {
@@ -49,6 +54,7 @@ impl Recovery {
             next_offset: 1,
             window,
             max_packets,
+            bytes: 0,
         }
     }
 
@@ -65,10 +71,15 @@ impl Recovery {
     }
 
     pub fn store(&mut self, p: Stored) {
-        while self.packets.len() >= self.max_packets {
-            self.packets.pop_front();
-        }
+        self.bytes += p.msg.payload_len();
         self.packets.push_back(p);
+        while self.packets.len() > self.max_packets
+            || (self.bytes > MAX_BYTES && self.packets.len() > 1)
+        {
+            if let Some(old) = self.packets.pop_front() {
+                self.bytes -= old.msg.payload_len();
+            }
+        }
     }
 
     pub fn save(&mut self, pid: String, s: Saved) {
@@ -88,7 +99,7 @@ impl Recovery {
     /// Whether broadcasts after `after` are all still kept.
     pub fn covers(&self, after: u64) -> bool {
         let oldest = self.packets.front().map_or(self.next_offset, |p| p.offset);
-        after + 1 >= oldest
+        after.saturating_add(1) >= oldest
     }
 
     /// The broadcasts of namespace `ns` after offset `after` addressed to any of `rooms` (the
@@ -118,7 +129,9 @@ impl Recovery {
             .front()
             .is_some_and(|p| now.duration_since(p.at) > self.window)
         {
-            self.packets.pop_front();
+            if let Some(old) = self.packets.pop_front() {
+                self.bytes -= old.msg.payload_len();
+            }
         }
         let window = self.window;
         self.sessions

@@ -20,6 +20,8 @@ pub const MAX_SIGNAL_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct Call {
+    /// Unique for the process: a timer of an earlier call with the same id never matches.
+    pub uid: u64,
     pub initiator: String,
     pub kind: String,
     /// Invited and not yet answered.
@@ -70,6 +72,7 @@ impl Server {
             return Err(Refusal::forbidden("calls live in the main namespace"));
         }
         let room = format!("call:{call_id}");
+        let new_uid = self.next_uid();
         match self.app.calls.get_mut(&call_id) {
             Some(c) if c.initiator != user && !c.participants.contains(user) => {
                 return Err(Refusal::forbidden("call id in use"))
@@ -82,6 +85,7 @@ impl Server {
                 self.app.calls.insert(
                     call_id.clone(),
                     Call {
+                        uid: new_uid,
                         initiator: user.to_owned(),
                         kind: kind.clone(),
                         invited,
@@ -91,8 +95,17 @@ impl Server {
             }
         }
         self.grants.grant(&room, user);
-        self.join(sock, &room);
+        if !self.join(sock, &room) {
+            return Err(Refusal::new(
+                "too_many_rooms",
+                format!(
+                    "at most {} rooms per socket",
+                    crate::server::sio::MAX_ROOMS_PER_SOCKET
+                ),
+            ));
+        }
         let deadline = Instant::now() + INVITE_TIMEOUT;
+        let call_uid = self.app.calls.get(&call_id).map_or(0, |c| c.uid);
         for invitee in to.iter().filter(|u| *u != user) {
             self.grants.grant(&room, invitee);
             self.mirror_grant(&room, invitee, true);
@@ -113,6 +126,7 @@ impl Server {
                 Timer::CallInviteTimeout {
                     call: call_id.clone(),
                     user: invitee.clone(),
+                    uid: call_uid,
                 },
             );
         }
@@ -129,6 +143,9 @@ impl Server {
 
     pub(super) fn call_accept(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
         let call_id = p.id("callId")?;
+        if self.sockets[sock].ns != 0 {
+            return Err(Refusal::forbidden("calls live in the main namespace"));
+        }
         let Some(call) = self.app.calls.get_mut(&call_id) else {
             return Err(Refusal::new("not_found", "no such call"));
         };
@@ -196,8 +213,31 @@ impl Server {
         }
     }
 
-    pub(crate) fn on_call_invite_timeout(&mut self, call_id: &str, user: &str) {
+    /// A participant's last socket in the call room left (disconnect or leave): they are out
+    /// of the call, and a call with fewer than two people left and no pending invite ends.
+    pub(super) fn call_participant_left(&mut self, call_id: &str, user: &str) {
         let Some(call) = self.app.calls.get_mut(call_id) else {
+            return;
+        };
+        if !call.participants.remove(user) {
+            return;
+        }
+        let over = call.participants.len() < 2 && call.invited.is_empty();
+        let room = format!("call:{call_id}");
+        self.grants.revoke(&room, user);
+        self.mirror_grant(&room, user, false);
+        if over {
+            self.end_call(call_id, Some(user));
+        } else {
+            self.call_update(
+                call_id,
+                json!({"callId": call_id, "state": "left", "userId": user}),
+            );
+        }
+    }
+
+    pub(crate) fn on_call_invite_timeout(&mut self, call_id: &str, user: &str, uid: u64) {
+        let Some(call) = self.app.calls.get_mut(call_id).filter(|c| c.uid == uid) else {
             return;
         };
         if !call.invited.remove(user) {

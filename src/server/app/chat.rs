@@ -31,9 +31,12 @@ impl Server {
         let (conv, room) = self.conversation_room(sock, p)?;
         let now = Instant::now();
         let key = (user.to_owned(), conv.clone());
+        // Generations are unique for the process: a timer of an earlier indicator of the same
+        // user and conversation never matches a new one.
+        let fresh = self.next_uid();
         let relay = match self.app.typing.get_mut(&key) {
             Some(t) => {
-                t.gen += 1;
+                t.gen = fresh;
                 t.socket = sock;
                 let due = now.duration_since(t.last_relay) >= TYPING_RELAY_EVERY;
                 if due {
@@ -46,7 +49,7 @@ impl Server {
                     key.clone(),
                     Typing {
                         socket: sock,
-                        gen: 0,
+                        gen: fresh,
                         last_relay: now,
                     },
                 );

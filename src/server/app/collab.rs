@@ -270,7 +270,15 @@ impl Server {
         let class = p.id("classId")?;
         let room = format!("class:{class}");
         self.may_join(sock, &room)?;
-        self.join(sock, &room);
+        if !self.join(sock, &room) {
+            return Err(Refusal::new(
+                "too_many_rooms",
+                format!(
+                    "at most {} rooms per socket",
+                    crate::server::sio::MAX_ROOMS_PER_SOCKET
+                ),
+            ));
+        }
         self.class_changed(&class);
         Ok(json!({"ok": true, "viewers": self.viewers(&class)}))
     }

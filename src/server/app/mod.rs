@@ -71,7 +71,9 @@ impl Server {
             Profile::Conformance => {
                 self.emit_to(sock, "auth", std::slice::from_ref(auth), Vec::new())
             }
-            Profile::Bench => self.join(sock, BENCH_ROOM),
+            Profile::Bench => {
+                self.join(sock, BENCH_ROOM);
+            }
             Profile::Production => {
                 // Sending the CONNECT reply (and missed packets) may have closed a slow client.
                 if self.sockets.get(sock).is_some_and(|x| x.ns == 0) {
@@ -88,7 +90,10 @@ impl Server {
             return;
         }
         self.typing_socket_gone(sock);
-        let socket = &self.sockets[sock];
+        self.calls_socket_gone(sock);
+        let Some(socket) = self.sockets.get(sock) else {
+            return;
+        };
         let classes: Vec<String> = socket
             .rooms
             .iter()
@@ -98,7 +103,7 @@ impl Server {
         for c in classes {
             self.class_changed(&c);
         }
-        if self.sockets[sock].ns == 0 {
+        if self.sockets.get(sock).is_some_and(|x| x.ns == 0) {
             self.presence_disconnected(sock);
         }
     }
@@ -335,6 +340,37 @@ impl Server {
         );
         self.send(s, &std::rc::Rc::new(msg));
         self.remove_socket(sock, reason, false);
+    }
+
+    /// Calls whose room this socket leaves for the last time for its user.
+    fn calls_socket_gone(&mut self, sock: usize) {
+        let Some(socket) = self.sockets.get(sock) else {
+            return;
+        };
+        let Some(user) = socket.user.clone() else {
+            return;
+        };
+        let calls: Vec<String> = socket
+            .rooms
+            .iter()
+            .filter_map(|r| r.strip_prefix("call:"))
+            .map(str::to_owned)
+            .collect();
+        for call in calls {
+            let room = format!("call:{call}");
+            let others = self.namespaces[0].rooms.get(&room).is_some_and(|m| {
+                m.iter().any(|&x| {
+                    x != sock
+                        && self
+                            .sockets
+                            .get(x)
+                            .is_some_and(|s| s.user.as_deref() == Some(user.as_str()))
+                })
+            });
+            if !others {
+                self.call_participant_left(&call, &user);
+            }
+        }
     }
 
     /// Whether the socket is in `room`.

@@ -60,6 +60,7 @@ impl Server {
         let Some(user) = self.sockets[sock].user.clone() else {
             return;
         };
+        self.sockets[sock].presence_counted = true;
         let online = self.presence.connect(&user);
         self.mirror_presence(&user);
         if online {
@@ -69,6 +70,10 @@ impl Server {
     }
 
     pub(super) fn presence_disconnected(&mut self, sock: usize) {
+        if !self.sockets[sock].presence_counted {
+            return;
+        }
+        self.sockets[sock].presence_counted = false;
         let Some(user) = self.sockets[sock].user.clone() else {
             return;
         };

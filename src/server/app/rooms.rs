@@ -43,7 +43,15 @@ impl Server {
             }
             return Err(refusal);
         }
-        self.join(sock, &room);
+        if !self.join(sock, &room) {
+            return Err(Refusal::new(
+                "too_many_rooms",
+                format!(
+                    "at most {} rooms per socket",
+                    crate::server::sio::MAX_ROOMS_PER_SOCKET
+                ),
+            ));
+        }
         if let Some(class) = room.strip_prefix("class:") {
             self.class_changed(class);
         }
