@@ -3,7 +3,8 @@
 // `call:reject` and `call:end` send `call:update` with the state to the call room;
 // `call:signal` reaches only the addressee's sockets in the call room and only when the addressee
 // is a participant; after `call:end` nobody is in the call room and the grants are gone; users
-// without an invite are refused.
+// without an invite are refused; a participant who disconnects leaves the call (`left`), and a
+// call down to one person ends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request } from './fixture.mjs';
@@ -126,4 +127,23 @@ test('call:invite validates callId, to and kind', { timeout: 15_000 }, async () 
   for (const p of bad) refused(await request(a.socket, 'call:invite', p), 'invalid_payload', JSON.stringify(p).slice(0, 80));
   // 16 invitees is the limit, and allowed.
   assert.deepEqual(await request(a.socket, 'call:invite', { callId: 'cv2', to: Array.from({ length: 16 }, (_, i) => `u${i}`), kind: 'screen' }), { ok: true });
+});
+
+test('a participant who disconnects leaves the call; the last two becoming one ends it', { timeout: 20_000 }, async () => {
+  const [a, b, c] = await Promise.all(['lv-a', 'lv-b', 'lv-c'].map(connectAs));
+  const callId = 'call-leave';
+  assert.deepEqual(await request(a.socket, 'call:invite', { callId, to: ['lv-b', 'lv-c'], kind: 'voice' }), { ok: true });
+  await Promise.all([b.wait('call:invite'), c.wait('call:invite')]);
+  for (const s of [b, c]) assert.equal((await request(s.socket, 'call:accept', { callId })).ok, true);
+  await a.wait('call:update', (x) => x.state === 'active' && x.participants.length === 3);
+
+  c.socket.disconnect();
+  const [left] = await a.wait('call:update', (x) => x.state === 'left');
+  assert.deepEqual(left, { callId, state: 'left', userId: 'lv-c' });
+
+  b.socket.disconnect();
+  const [ended] = await a.wait('call:update', (x) => x.state === 'ended');
+  assert.equal(ended.userId, 'lv-b');
+  const m = await api.members(`call:${callId}`);
+  assert.deepEqual(m.json, { room: `call:${callId}`, members: [], connected: [] }, 'grants and room are gone');
 });
