@@ -1,31 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite, as README.md gives it: formatting and lints, Rust unit and black-box
-# tests, then the JavaScript black-box tests (official socket.io-client) and the ports of the
-# official protocol conformance suites, both against the real binary.
+# The whole test suite, as README.md gives it: formatting and lints; Rust unit tests, raw-client
+# black-box tests and the Redis/Kafka tests (real redis-server and Tansu on loopback ports);
+# the load generator's smoke run; then, against the real binary, the socket.io-client black-box
+# tests, the ports of the official protocol conformance suites, and the multi-node suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() {
-  command -v "$1" >/dev/null 2>&1 || {
-    echo "tests/run.sh: '$1' is missing. $2" >&2
-    exit 1
-  }
-}
-need cargo "Install Rust with rustup (https://rustup.rs)."
-need node "Install Node.js 20 or newer (apt-get install nodejs npm)."
-need npm "Install npm (apt-get install npm)."
+# Installs Node.js/npm, redis-server and tansu when missing (no-op when present).
+bash tests/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
-need redis-server "Install it (apt-get install redis-server); the Redis tests start their own on a loopback port."
-command -v tansu >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/tansu" ] || {
-  echo "tests/run.sh: 'tansu' is missing. Install it: cargo install tansu --version 0.6.0 --features dynostore --locked" >&2
-  exit 1
-}
-export PATH="$PATH:$HOME/.cargo/bin"
-
 echo "== cargo build"
 cargo build --quiet --bins
 echo "== cargo test"
