@@ -1,0 +1,372 @@
+//! Mirror writes (presence, memberships, grants, typing, recovery, mailbox) and the queries
+//! whose replies complete parked work (grant lookups, cluster presence, API answers).
+
+use super::scripts::*;
+use super::*;
+
+impl Server {
+    /// Mirrors room memberships of authenticated sockets (platform rooms only) as this node's
+    /// `room-members` hash: field `<room>\t<userId>`, value the user's sockets in the room.
+    pub(crate) fn membership_changed(&mut self, sock: usize, room: &str, delta: i32) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let Some(user) = self.sockets.get(sock).and_then(|s| s.user.clone()) else {
+            return;
+        };
+        if !matches!(
+            crate::store::grants::classify(room),
+            Ok(crate::store::grants::RoomKind::Public | crate::store::grants::RoomKind::Private)
+        ) {
+            return;
+        }
+        let key = (room.to_owned(), user.clone());
+        let n = {
+            let n = self.cluster.memberships.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add_signed(delta);
+            *n
+        };
+        let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
+        let field = format!("{room}\t{user}");
+        let mut c = if n == 0 {
+            self.cluster.memberships.remove(&key);
+            let mut c = cmd("HDEL");
+            c.arg(&mkey).arg(field);
+            c
+        } else {
+            let mut c = cmd("HSET");
+            c.arg(&mkey).arg(field).arg(n);
+            c
+        };
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
+        let _ = &mut c;
+        self.cluster.write(vec![c, exp]);
+    }
+
+    /// `GET /api/rooms/<room>/members` with the cluster's connected users; `false` when Redis
+    /// is not live.
+    pub(crate) fn members_api_deferred(
+        &mut self,
+        conn: usize,
+        room: &str,
+        keep_alive: bool,
+    ) -> bool {
+        let q = eval(
+            ROOM_MEMBERS,
+            &[self.cluster.nodes_key()],
+            &[PREFIX.to_owned(), room.to_owned()],
+        );
+        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+            return false;
+        };
+        let sent = self.cluster.query(
+            vec![q],
+            Pending::Members {
+                conn,
+                conn_uid,
+                room: room.to_owned(),
+                keep_alive,
+            },
+        );
+        self.hold_conn(conn, sent);
+        sent
+    }
+
+    /// While an API request waits for Redis, the connection's later requests wait too.
+    pub(super) fn hold_conn(&mut self, conn: usize, hold: bool) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.deferred = hold;
+        }
+    }
+
+    /// Answers a deferred API request if its connection is still the one that asked.
+    pub(super) fn answer_deferred(
+        &mut self,
+        conn: usize,
+        conn_uid: u64,
+        body: Value,
+        keep_alive: bool,
+    ) {
+        if self.conns.get(conn).is_none_or(|c| c.uid != conn_uid) {
+            return;
+        }
+        self.hold_conn(conn, false);
+        self.respond(
+            conn,
+            crate::http::response::Response::new(200).json(body.to_string()),
+            keep_alive,
+        );
+    }
+
+    /// Mirrors a saved (recoverable) socket as `recovery:<pid>` for the recovery window, or
+    /// deletes it once restored. Restoring happens on the node that holds the missed-packet
+    /// log; the mirror lets the platform see pending recoveries.
+    pub(crate) fn mirror_recovery(
+        &mut self,
+        pid: &str,
+        saved: Option<&crate::store::recovery::Saved>,
+    ) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let key = self.cluster.key(&["recovery", pid]);
+        let c = match saved {
+            Some(s) => {
+                let body = json!({"sid": s.sid, "nsp": self.namespaces[s.ns].name, "userId": s.user, "rooms": s.rooms, "node": self.cluster.node_id, "at": crate::store::now_ms()});
+                let mut c = cmd("SET");
+                c.arg(&key)
+                    .arg(body.to_string())
+                    .arg("PX")
+                    .arg(self.config.recovery_window.as_millis().max(1) as u64);
+                c
+            }
+            None => {
+                let mut c = cmd("DEL");
+                c.arg(&key);
+                c
+            }
+        };
+        self.cluster.write(vec![c]);
+    }
+
+    /// Mirrors a user's local socket count into this node's presence hash.
+    pub(crate) fn mirror_presence(&mut self, user: &str) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let n = self.presence.sockets(user);
+        let pkey = self.cluster.presence_key();
+        let mut c = if n > 0 {
+            let mut c = cmd("HSET");
+            c.arg(&pkey).arg(user).arg(n);
+            c
+        } else {
+            let mut c = cmd("HDEL");
+            c.arg(&pkey).arg(user);
+            c
+        };
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&pkey).arg(PRESENCE_TTL_MS);
+        let _ = &mut c;
+        self.cluster.write(vec![c, exp]);
+    }
+
+    /// A local presence transition: announced now without Redis, or once Redis confirms no
+    /// other node has the user (so the cluster announces each transition once).
+    pub(crate) fn presence_transition(
+        &mut self,
+        user: &str,
+        online: bool,
+        last_seen: Option<u64>,
+        rooms: Vec<String>,
+    ) {
+        if let (false, Some(t)) = (online, last_seen) {
+            let mut c = cmd("HSET");
+            c.arg(self.cluster.key(&["lastseen"])).arg(user).arg(t);
+            self.cluster.write(vec![c]);
+        }
+        let nodes = self.cluster.nodes_key();
+        let args = [
+            PREFIX.to_owned(),
+            user.to_owned(),
+            self.cluster.node_id.clone(),
+        ];
+        let q = eval(PRESENCE_ELSEWHERE, &[nodes], &args);
+        let then = Pending::Presence {
+            user: user.to_owned(),
+            online,
+            last_seen,
+            rooms: rooms.clone(),
+        };
+        if !self.cluster.query(vec![q], then) {
+            self.announce_presence(user, online, last_seen, rooms);
+        }
+    }
+
+    /// `room:join` of a private room with no grant in the local cache: asks Redis (grants may
+    /// have been written there by the platform or another node). Returns `false` when Redis
+    /// is not live, so the caller refuses at once.
+    pub(crate) fn defer_join(
+        &mut self,
+        sock: usize,
+        user: &str,
+        room: &str,
+        ack: Option<u64>,
+    ) -> bool {
+        let mut c = cmd("SISMEMBER");
+        c.arg(self.cluster.key(&["grants", room])).arg(user);
+        let socket_id = self.sockets[sock].id.clone();
+        let then = Pending::Join {
+            sock,
+            socket_id,
+            user: user.to_owned(),
+            room: room.to_owned(),
+            ack,
+        };
+        self.cluster.query(vec![c], then)
+    }
+
+    pub(super) fn grant_cmds(&self, room: &str, user: &str, grant: bool) -> Vec<redis::Cmd> {
+        let op = if grant { "SADD" } else { "SREM" };
+        let mut a = cmd(op);
+        a.arg(self.cluster.key(&["grants", room])).arg(user);
+        let mut b = cmd(op);
+        b.arg(self.cluster.key(&["user-grants", user])).arg(room);
+        vec![a, b]
+    }
+
+    /// Mirrors an API grant change and tells the other nodes.
+    pub(crate) fn mirror_grant(&mut self, room: &str, user: &str, grant: bool) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let mut cmds = self.grant_cmds(room, user, grant);
+        let mut p = cmd("PUBLISH");
+        let body = json!({"op": if grant { "grant" } else { "revoke" }, "room": room, "userId": user, "node": self.cluster.node_id});
+        p.arg(GRANT_EVENTS).arg(body.to_string());
+        cmds.push(p);
+        self.cluster.write(cmds);
+    }
+
+    /// Mirrors a typing indicator (`expires_ms` 0 removes it).
+    pub(crate) fn mirror_typing(&mut self, conversation: &str, user: &str, start: bool) {
+        if self.cluster.redis.is_none() {
+            return;
+        }
+        let key = self.cluster.key(&["typing", conversation]);
+        let mut c = if start {
+            let mut c = cmd("HSET");
+            c.arg(&key)
+                .arg(user)
+                .arg(crate::store::now_ms() + TYPING_TTL_MS);
+            c
+        } else {
+            let mut c = cmd("HDEL");
+            c.arg(&key).arg(user);
+            c
+        };
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&key).arg(TYPING_TTL_MS);
+        let _ = &mut c;
+        self.cluster.write(vec![c, exp]);
+    }
+
+    /// Queues a notification for an offline user: in Redis (cluster-wide presence check and
+    /// exactly-once by event id) when live, else in memory.
+    pub(crate) fn mailbox_push(&mut self, user: &str, data: &Value, event_id: Option<&str>) {
+        if self.cluster.redis_live() {
+            let entry = json!({"at": crate::store::now_ms(), "data": data}).to_string();
+            let keys = [
+                self.cluster.nodes_key(),
+                self.cluster.key(&["mailbox", user]),
+            ];
+            let ttl = self.config.mailbox_ttl.as_millis().max(1) as u64;
+            let args = [
+                PREFIX.to_owned(),
+                user.to_owned(),
+                entry,
+                self.config.mailbox_size.max(1).to_string(),
+                ttl.to_string(),
+                event_id.unwrap_or("").to_owned(),
+            ];
+            self.cluster.write(vec![eval(MAILBOX_PUSH, &keys, &args)]);
+        } else {
+            self.mailbox.push(user, data.clone(), Instant::now());
+        }
+        self.metrics.notifications_queued += 1;
+    }
+
+    /// Takes a connecting user's queued notifications from Redis; `false` when not live.
+    pub(crate) fn mailbox_fetch(
+        &mut self,
+        sock: usize,
+        user: &str,
+        cutoff: Option<Instant>,
+    ) -> bool {
+        let key = self.cluster.key(&["mailbox", user]);
+        let socket_id = self.sockets[sock].id.clone();
+        let then = Pending::Mailbox {
+            sock,
+            socket_id,
+            user: user.to_owned(),
+            cutoff,
+        };
+        self.cluster
+            .query(vec![eval(MAILBOX_TAKE, &[key], &[])], then)
+    }
+
+    /// `GET /api/presence` from the cluster; `false` when Redis is not live.
+    pub(crate) fn presence_api_deferred(
+        &mut self,
+        conn: usize,
+        users: &[String],
+        keep_alive: bool,
+    ) -> bool {
+        let mut args = vec![PREFIX.to_owned()];
+        args.extend(users.iter().cloned());
+        let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
+        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+            return false;
+        };
+        let sent = self.cluster.query(
+            vec![q],
+            Pending::PresenceApi {
+                conn,
+                conn_uid,
+                users: users.to_vec(),
+                keep_alive,
+            },
+        );
+        self.hold_conn(conn, sent);
+        sent
+    }
+
+    /// `presence:subscribe` states from the cluster; `false` when Redis is not live.
+    pub(crate) fn presence_subscribe_deferred(
+        &mut self,
+        sock: usize,
+        users: &[String],
+        ack: Option<u64>,
+    ) -> bool {
+        let mut args = vec![PREFIX.to_owned()];
+        args.extend(users.iter().cloned());
+        let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
+        let socket_id = self.sockets[sock].id.clone();
+        self.cluster.query(
+            vec![q],
+            Pending::Subscribe {
+                sock,
+                socket_id,
+                users: users.to_vec(),
+                ack,
+            },
+        )
+    }
+
+    /// Presence states from a PRESENCE_QUERY reply (local states when it failed).
+    pub(super) fn cluster_states(
+        &self,
+        users: &[String],
+        result: &Result<Vec<redis::Value>, String>,
+    ) -> Value {
+        match result.as_ref().ok().and_then(|v| v.first()) {
+            Some(redis::Value::Array(items)) => {
+                let mut out = serde_json::Map::new();
+                for (i, u) in users.iter().enumerate() {
+                    let n = items.get(2 * i).and_then(as_i64).unwrap_or(0);
+                    let seen = items
+                        .get(2 * i + 1)
+                        .and_then(as_string)
+                        .and_then(|s| s.parse::<u64>().ok());
+                    out.insert(
+                        u.clone(),
+                        json!({"online": n > 0, "lastSeen": if n > 0 { None } else { seen }}),
+                    );
+                }
+                Value::Object(out)
+            }
+            _ => self.presence_json(users),
+        }
+    }
+}

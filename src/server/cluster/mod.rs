@@ -1,0 +1,524 @@
+//! The loop's side of the helper threads: Redis (state mirror, multi-node fanout compatible
+//! with `@socket.io/redis-adapter` and `@socket.io/redis-emitter`, cluster presence, grants,
+//! the offline mailbox) and Kafka (events in, client events out). Nothing here blocks: writes
+//! are queued to the helper threads, and work that needs an answer (a grant lookup, cluster
+//! presence, the mailbox) is parked in `pending` until the reply wakes the loop. With neither
+//! configured this is inert and the server runs fully in-process.
+
+mod kafka;
+mod mirror;
+mod remote;
+mod scripts;
+mod status;
+
+use scripts::*;
+
+use super::sio::Target;
+use super::Server;
+use crate::adapter::{self, Broadcast, RemoteRequest};
+use crate::kafka::{KafkaEvent, KafkaHandle};
+use crate::redis_bridge::{RedisEvent, RedisHandle};
+use crate::store::dedup::Dedup;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Prefix of channels and keys, as the Node adapter and emitter use by default.
+pub const PREFIX: &str = "socket.io";
+/// Channel on which nodes tell each other about grant changes.
+pub const GRANT_EVENTS: &str = "socket.io:grant-events";
+/// A node's presence hash outlives its last refresh by this much (dead nodes vanish).
+pub const PRESENCE_TTL_MS: u64 = 30_000;
+/// Kafka envelope ids remembered for deduplication.
+pub const KAFKA_DEDUP_WINDOW: Duration = Duration::from_secs(600);
+pub const KAFKA_DEDUP_CAP: usize = 200_000;
+/// Typing keys live as long as a typing indicator.
+const TYPING_TTL_MS: u64 = 6_000;
+
+/// Work waiting for a Redis reply.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// `room:join` of a private room the local cache has no grant for.
+    Join {
+        sock: usize,
+        socket_id: String,
+        user: String,
+        room: String,
+        ack: Option<u64>,
+    },
+    /// A local presence transition, announced only if no other node has the user.
+    Presence {
+        user: String,
+        online: bool,
+        last_seen: Option<u64>,
+        rooms: Vec<String>,
+    },
+    /// `GET /api/presence` answered from the cluster.
+    PresenceApi {
+        conn: usize,
+        conn_uid: u64,
+        users: Vec<String>,
+        keep_alive: bool,
+    },
+    /// `presence:subscribe` answered with the cluster's states.
+    Subscribe {
+        sock: usize,
+        socket_id: String,
+        users: Vec<String>,
+        ack: Option<u64>,
+    },
+    /// Users of dead nodes that are now offline everywhere.
+    Reap { at: u64 },
+    /// `GET /api/rooms/<room>/members` with the cluster's connected users.
+    Members {
+        conn: usize,
+        conn_uid: u64,
+        room: String,
+        keep_alive: bool,
+    },
+    /// Queued notifications for a connecting socket.
+    Mailbox {
+        sock: usize,
+        socket_id: String,
+        user: String,
+        cutoff: Option<Instant>,
+    },
+}
+
+/// Helper-thread handles and the loop-side state that goes with them.
+pub(crate) struct Cluster {
+    pub redis: Option<RedisHandle>,
+    pub kafka: Option<KafkaHandle>,
+    /// This node's adapter uid: messages carrying it are our own and skipped.
+    pub uid: String,
+    pub node_id: String,
+    next_query: u64,
+    pending: HashMap<u64, Pending>,
+    kafka_seen: Dedup,
+    pub redis_up: bool,
+    pub kafka_up: bool,
+    pub kafka_duplicates: u64,
+    /// (room, user) -> this node's sockets of the user in the room, mirrored to Redis.
+    pub memberships: HashMap<(String, String), u32>,
+    pub kafka_bad_records: u64,
+    pub remote_broadcasts: u64,
+}
+
+impl Cluster {
+    pub fn new(node_id: String) -> Self {
+        Cluster {
+            redis: None,
+            kafka: None,
+            uid: crate::engineio::new_id(),
+            node_id,
+            next_query: 1,
+            pending: HashMap::new(),
+            kafka_seen: Dedup::new(KAFKA_DEDUP_WINDOW, KAFKA_DEDUP_CAP),
+            redis_up: false,
+            kafka_up: false,
+            kafka_duplicates: 0,
+            memberships: HashMap::new(),
+            kafka_bad_records: 0,
+            remote_broadcasts: 0,
+        }
+    }
+
+    /// Whether Redis is configured and reachable now.
+    pub fn redis_live(&self) -> bool {
+        self.redis.is_some() && self.redis_up
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = PREFIX.to_owned();
+        for p in parts {
+            k.push(':');
+            k.push_str(p);
+        }
+        k
+    }
+
+    fn nodes_key(&self) -> String {
+        crate::redis_bridge::nodes_key(PREFIX)
+    }
+
+    fn presence_key(&self) -> String {
+        crate::redis_bridge::presence_key(PREFIX, &self.node_id)
+    }
+
+    /// Queues fire-and-forget writes (dropped and counted by the bridge when its queue is full).
+    pub fn write(&self, cmds: Vec<redis::Cmd>) {
+        if let Some(r) = &self.redis {
+            if r.write(cmds).is_err() {
+                log::debug!("redis write queue full; dropped a mirror write");
+            }
+        }
+    }
+
+    /// Sends a query; `false` when Redis is not live (the caller falls back to local state).
+    fn query(&mut self, cmds: Vec<redis::Cmd>, then: Pending) -> bool {
+        if !self.redis_live() {
+            return false;
+        }
+        let Some(r) = &self.redis else { return false };
+        let id = self.next_query;
+        self.next_query += 1;
+        if r.query(id, cmds).is_err() {
+            return false;
+        }
+        self.pending.insert(id, then);
+        true
+    }
+}
+
+fn cmd(name: &str) -> redis::Cmd {
+    redis::cmd(name)
+}
+
+fn eval(script: &str, keys: &[String], args: &[String]) -> redis::Cmd {
+    let mut c = cmd("EVAL");
+    c.arg(script).arg(keys.len());
+    for k in keys {
+        c.arg(k);
+    }
+    for a in args {
+        c.arg(a);
+    }
+    c
+}
+
+fn as_i64(v: &redis::Value) -> Option<i64> {
+    match v {
+        redis::Value::Int(n) => Some(*n),
+        redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_string(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Server {
+    /// Starts the helper threads the configuration asks for.
+    pub(crate) fn start_cluster(&mut self) {
+        if let Some(url) = self.config.redis_url.clone() {
+            let cfg = crate::redis_bridge::RedisConfig::new(url, self.config.node_id.clone());
+            let patterns = self
+                .namespaces
+                .iter()
+                .map(|n| adapter::pattern_for(PREFIX, &n.name))
+                .collect();
+            let mut channels: Vec<String> = self
+                .namespaces
+                .iter()
+                .map(|n| adapter::request_channel(PREFIX, &n.name))
+                .collect();
+            channels.push(GRANT_EVENTS.to_owned());
+            match crate::redis_bridge::spawn(
+                cfg,
+                patterns,
+                channels,
+                std::sync::Arc::clone(&self.waker),
+            ) {
+                Ok(h) => self.cluster.redis = Some(h),
+                Err(e) => log::error!("cannot start the redis helper: {e}; running in-process"),
+            }
+        }
+        if let Some(k) = self.config.kafka.clone() {
+            let cfg = crate::kafka::KafkaConfig {
+                brokers: k.brokers,
+                topics: k.topics,
+                group_id: k.group_id,
+                client_events_topic: k.client_events_topic,
+                start_at_latest: k.start_at_latest,
+                produce_queue: 10_000,
+            };
+            match crate::kafka::spawn(cfg, std::sync::Arc::clone(&self.waker)) {
+                Ok(h) => self.cluster.kafka = Some(h),
+                Err(e) => log::error!("cannot start the kafka helper: {e}; running without Kafka"),
+            }
+        }
+    }
+
+    /// Stops the helper threads, flushing what they hold (bounded).
+    pub(crate) fn stop_cluster(&mut self) {
+        if self.cluster.redis_live() {
+            // Our users vanish from cluster presence now rather than at the TTL.
+            self.cluster.write(vec![{
+                let mut c = cmd("DEL");
+                c.arg(self.cluster.presence_key());
+                c
+            }]);
+        }
+        if let Some(r) = self.cluster.redis.take() {
+            r.shutdown();
+        }
+        if let Some(k) = self.cluster.kafka.take() {
+            k.shutdown();
+        }
+    }
+
+    /// Drains what the helper threads have for the loop. The helpers wake the loop only when
+    /// it may have emptied their channels, so this reads until empty; past a per-turn bound it
+    /// wakes itself to continue after the sockets had a turn.
+    pub(crate) fn drain_cluster(&mut self) {
+        const PER_TURN: usize = 10_000;
+        let mut n = 0;
+        while n < PER_TURN {
+            let Some(ev) = self.cluster.redis.as_ref().and_then(RedisHandle::try_recv) else {
+                break;
+            };
+            self.on_redis_event(ev);
+            n += 1;
+        }
+        let mut m = 0;
+        while m < PER_TURN {
+            let Some(ev) = self.cluster.kafka.as_ref().and_then(KafkaHandle::try_recv) else {
+                break;
+            };
+            self.on_kafka_event(ev);
+            m += 1;
+        }
+        if n == PER_TURN || m == PER_TURN {
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn on_redis_event(&mut self, ev: RedisEvent) {
+        match ev {
+            RedisEvent::Connected => {
+                if !self.cluster.redis_up {
+                    log::info!("redis connected; resyncing this node's state");
+                }
+                self.cluster.redis_up = true;
+                self.resync_redis();
+            }
+            RedisEvent::Disconnected(why) => {
+                if self.cluster.redis_up {
+                    log::warn!("redis unreachable ({why}); serving from memory and reconnecting");
+                }
+                self.cluster.redis_up = false;
+            }
+            RedisEvent::Reply { id, result } => {
+                if let Some(p) = self.cluster.pending.remove(&id) {
+                    self.on_redis_reply(p, result);
+                }
+            }
+            RedisEvent::Message { channel, payload } => self.on_redis_message(&channel, &payload),
+        }
+    }
+
+    /// Writes this node's whole state after (re)connecting: presence counts and API grants.
+    fn resync_redis(&mut self) {
+        let mut cmds = Vec::new();
+        let pkey = self.cluster.presence_key();
+        let mut del = cmd("DEL");
+        del.arg(&pkey);
+        cmds.push(del);
+        for (user, n) in self.presence.local_counts() {
+            let mut c = cmd("HSET");
+            c.arg(&pkey).arg(user).arg(n);
+            cmds.push(c);
+        }
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&pkey).arg(PRESENCE_TTL_MS);
+        cmds.push(exp);
+        for (room, user) in self.grants.all() {
+            cmds.extend(self.grant_cmds(room, user, true));
+        }
+        let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
+        let mut del = cmd("DEL");
+        del.arg(&mkey);
+        cmds.push(del);
+        for ((room, user), n) in &self.cluster.memberships {
+            let mut c = cmd("HSET");
+            c.arg(&mkey).arg(format!("{room}\t{user}")).arg(*n);
+            cmds.push(c);
+        }
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
+        cmds.push(exp);
+        self.cluster.write(cmds);
+    }
+
+    /// Refreshes the TTL of this node's presence hash and reaps dead nodes (periodically).
+    pub(crate) fn refresh_redis(&mut self) {
+        if self.cluster.redis_live() {
+            let mut c = cmd("PEXPIRE");
+            c.arg(self.cluster.presence_key()).arg(PRESENCE_TTL_MS);
+            let mut m = cmd("PEXPIRE");
+            m.arg(self.cluster.key(&["room-members", &self.cluster.node_id]))
+                .arg(PRESENCE_TTL_MS);
+            self.cluster.write(vec![c, m]);
+            let at = crate::store::now_ms();
+            let args = [
+                PREFIX.to_owned(),
+                self.cluster.node_id.clone(),
+                at.to_string(),
+            ];
+            let q = eval(REAP_DEAD_NODES, &[self.cluster.nodes_key()], &args);
+            self.cluster.query(vec![q], Pending::Reap { at });
+        }
+    }
+
+    /// The socket `sock` if it is still the one with id `socket_id`.
+    fn same_socket(&self, sock: usize, socket_id: &str) -> bool {
+        self.sockets.get(sock).is_some_and(|s| s.id == socket_id)
+    }
+
+    fn on_redis_reply(&mut self, p: Pending, result: Result<Vec<redis::Value>, String>) {
+        let first = result.as_ref().ok().and_then(|v| v.first().cloned());
+        match p {
+            Pending::Join {
+                sock,
+                socket_id,
+                user,
+                room,
+                ack,
+            } => {
+                if !self.same_socket(sock, &socket_id) {
+                    return;
+                }
+                let granted = first.as_ref().and_then(as_i64) == Some(1);
+                let outcome = if granted {
+                    self.grants.grant(&room, &user);
+                    self.join(sock, &room);
+                    if let Some(class) = room.strip_prefix("class:") {
+                        self.class_changed(class);
+                    }
+                    Ok(json!({"ok": true}))
+                } else {
+                    Err(super::app::validate::Refusal::forbidden(format!(
+                        "no grant for {room}"
+                    )))
+                };
+                self.reply(sock, "room:join", ack, outcome);
+            }
+            Pending::Presence {
+                user,
+                online,
+                last_seen,
+                rooms,
+            } => {
+                let elsewhere = first.as_ref().and_then(as_i64).unwrap_or(0);
+                // Still the same local state? A reconnect during the round trip wins.
+                let local = self.presence.state(&user);
+                if elsewhere == 0 && local.online == online {
+                    self.announce_presence(&user, online, last_seen, rooms);
+                }
+            }
+            Pending::PresenceApi {
+                conn,
+                conn_uid,
+                users,
+                keep_alive,
+            } => {
+                let body = self.cluster_states(&users, &result);
+                self.answer_deferred(conn, conn_uid, body, keep_alive);
+            }
+            Pending::Members {
+                conn,
+                conn_uid,
+                room,
+                keep_alive,
+            } => {
+                let mut connected: Vec<String> = match first {
+                    Some(redis::Value::Array(items)) => {
+                        items.iter().filter_map(as_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                connected.sort();
+                let body = json!({"room": room, "members": self.grants.members(&room), "connected": connected});
+                self.answer_deferred(conn, conn_uid, body, keep_alive);
+            }
+            Pending::Reap { at } => {
+                let users: Vec<String> = match first {
+                    Some(redis::Value::Array(items)) => {
+                        items.iter().filter_map(as_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for user in users {
+                    if self.presence.state(&user).online {
+                        continue;
+                    }
+                    log::info!("user {user} went offline with a dead node");
+                    let mut rooms: Vec<String> = self
+                        .grants
+                        .rooms_of(&user)
+                        .filter(|r| r.starts_with("conversation:") || r.starts_with("group:"))
+                        .cloned()
+                        .collect();
+                    rooms.sort();
+                    self.announce_presence(&user, false, Some(at), rooms);
+                }
+            }
+            Pending::Subscribe {
+                sock,
+                socket_id,
+                users,
+                ack,
+            } => {
+                if !self.same_socket(sock, &socket_id) {
+                    return;
+                }
+                let states = self.cluster_states(&users, &result);
+                self.emit_to(
+                    sock,
+                    "user:presence",
+                    std::slice::from_ref(&states),
+                    Vec::new(),
+                );
+                self.reply(
+                    sock,
+                    "presence:subscribe",
+                    ack,
+                    Ok(json!({"ok": true, "presence": states})),
+                );
+            }
+            Pending::Mailbox {
+                sock,
+                socket_id,
+                user,
+                cutoff,
+            } => {
+                let entries: Vec<Value> = match first {
+                    Some(redis::Value::Array(items)) => items
+                        .iter()
+                        .filter_map(as_string)
+                        .filter_map(|s| serde_json::from_str(&s).ok())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if !self.same_socket(sock, &socket_id) {
+                    // The socket left before its notifications arrived: queue them again.
+                    for e in entries {
+                        self.mailbox_push(&user, &e["data"], None);
+                    }
+                    return;
+                }
+                let ttl = self.config.mailbox_ttl.as_millis() as u64;
+                let now = crate::store::now_ms();
+                let cutoff_ms = cutoff.map(|c| {
+                    now.saturating_sub(
+                        Instant::now().saturating_duration_since(c).as_millis() as u64
+                    )
+                });
+                for e in entries {
+                    let at = e["at"].as_u64().unwrap_or(now);
+                    if at + ttl < now || cutoff_ms.is_some_and(|c| at >= c) {
+                        continue;
+                    }
+                    self.emit_to(sock, "notification:new", &[e["data"].clone()], Vec::new());
+                }
+            }
+        }
+    }
+}
