@@ -61,7 +61,10 @@ impl OutQueue {
     pub fn write_to(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
         let mut total = 0;
         while !self.bufs.is_empty() {
-            let result = {
+            let result = if self.bufs.len() == 1 {
+                // The common case (one frame queued this turn): no iovec array to fill.
+                stream.write(&self.bufs[0])
+            } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
                 for (slot, b) in slices.iter_mut().zip(self.bufs.iter()) {
