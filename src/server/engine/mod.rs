@@ -1,6 +1,9 @@
 //! Engine.IO sessions: handshake, long-polling (held GETs, POSTed payloads), WebSocket
 //! transport and the polling-to-WebSocket upgrade, heartbeats, and session close.
 
+mod polling;
+mod websocket;
+
 use super::conn::ConnKind;
 use super::http::Req;
 use super::Server;
@@ -192,7 +195,7 @@ impl Server {
         Some(s)
     }
 
-    fn handshake(&mut self, key: usize, req: &Req, endpoint: Endpoint, is_ws: bool) {
+    pub(super) fn handshake(&mut self, key: usize, req: &Req, endpoint: Endpoint, is_ws: bool) {
         if is_ws && !self.ws_handshake(key, req) {
             return;
         }
@@ -270,133 +273,12 @@ impl Server {
         }
     }
 
-    /// Answers the WebSocket upgrade handshake; `false` (after an error response) if invalid.
-    fn ws_handshake(&mut self, key: usize, req: &Req) -> bool {
-        // RFC 6455 4.2.1: version 13 and a key that is the base64 of a 16-byte nonce.
-        let key_ok = |k: &&str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(k)
-                .is_ok_and(|n| n.len() == 16)
-        };
-        let Some(ws_key) = req
-            .ws_key
-            .as_deref()
-            .filter(key_ok)
-            .filter(|_| req.ws_version.as_deref() == Some("13"))
-        else {
-            self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, false);
-            return false;
-        };
-        let accept = ws::accept_key(ws_key.as_bytes());
-        let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
-        self.queue(key, Bytes::from(head))
-    }
-
-    /// A WebSocket naming an existing polling session: the start of an upgrade.
-    fn upgrade_request(&mut self, key: usize, req: &Req, s: usize) {
-        if !self.ws_handshake(key, req) {
-            return;
-        }
-        let session = &mut self.sessions[s];
-        let refuse = session.transport != Transport::Polling || session.upgrade_conn.is_some();
-        if !refuse {
-            session.upgrade_conn = Some(key);
-        }
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.kind = ConnKind::WebSocket {
-                session: s,
-                fragment: None,
-            };
-        }
-        if refuse {
-            // The reference completes the handshake, then closes: one transport per session.
-            log::debug!(
-                "refusing a second websocket for session {}",
-                self.sessions[s].sid
-            );
-            self.close_ws(key, 1008);
-        }
-    }
-
-    /// Queues a close frame and closes the connection once it is written.
-    pub(crate) fn close_ws(&mut self, key: usize, code: u16) {
-        if self.queue(key, Bytes::from(frame::close_frame(code))) {
-            if let Some(c) = self.conns.get_mut(key) {
-                c.close_after_flush = true;
-            }
-        }
-    }
-
-    fn poll_get(&mut self, key: usize, req: &Req, s: usize) {
-        let session = &mut self.sessions[s];
-        if session.poll_conn.is_some_and(|c| c != key) {
-            log::warn!(
-                "second concurrent poll on session {}; closing it",
-                session.sid
-            );
-            self.metrics.protocol_errors += 1;
-            self.respond_eio_error(
-                key,
-                req.origin.as_deref(),
-                EioError::BadRequest,
-                req.keep_alive,
-            );
-            self.close_session(s, CloseReason::PollOverlap);
-            return;
-        }
-        session.poll_conn = Some(key);
-        session.poll_origin = req.origin.clone();
-        session.poll_keep_alive = req.keep_alive;
-        let ready = !session.queue.is_empty() || session.probed;
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.kind = ConnKind::Http {
-                pending_poll: Some(s),
-            };
-        }
-        if ready {
-            self.flush_poll(s);
-        }
-    }
-
-    fn poll_post(&mut self, key: usize, req: &Req, s: usize) {
-        let uid = self.sessions[s].uid;
-        for record in payload::split(&req.body) {
-            self.metrics.packets_in += 1;
-            match packet::parse_polling_record(record) {
-                Ok(p) => self.on_eio_packet(s, p, None),
-                Err(e) => {
-                    self.metrics.protocol_errors += 1;
-                    log::warn!(
-                        "invalid Engine.IO packet on session {}: {e}",
-                        self.sessions[s].sid
-                    );
-                    self.respond_eio_error(
-                        key,
-                        req.origin.as_deref(),
-                        EioError::BadRequest,
-                        req.keep_alive,
-                    );
-                    self.close_session(s, CloseReason::ProtocolError);
-                    return;
-                }
-            }
-            if !self.session_alive(s, uid) {
-                break;
-            }
-        }
-        let resp = self
-            .cors(req.origin.as_deref(), Response::new(200))
-            .body("text/html", "ok");
-        self.respond(key, resp, req.keep_alive);
-    }
-
-    fn session_alive(&self, s: usize, uid: u64) -> bool {
+    pub(super) fn session_alive(&self, s: usize, uid: u64) -> bool {
         self.sessions.get(s).is_some_and(|x| x.uid == uid)
     }
 
     /// One Engine.IO packet from a client, over either transport.
-    fn on_eio_packet(&mut self, s: usize, p: Packet<'_>, ws_conn: Option<usize>) {
+    pub(super) fn on_eio_packet(&mut self, s: usize, p: Packet<'_>, ws_conn: Option<usize>) {
         let endpoint = self.sessions[s].endpoint;
         match p {
             Packet::Close => self.close_session(s, CloseReason::ClientClose),
@@ -431,160 +313,6 @@ impl Server {
                     }
                 );
                 self.close_session(s, CloseReason::ProtocolError);
-            }
-        }
-    }
-
-    /// Parses WebSocket frames from `input`; returns the bytes consumed.
-    pub(crate) fn on_ws_input(&mut self, key: usize, input: &[u8]) -> usize {
-        let mut consumed = 0;
-        while consumed < input.len() {
-            let max = self.config.max_payload;
-            match frame::parse(&input[consumed..], max) {
-                Ok(None) => break,
-                Ok(Some((f, used))) => {
-                    consumed += used;
-                    self.on_ws_frame(key, f);
-                }
-                Err(e) => {
-                    self.metrics.protocol_errors += 1;
-                    log::warn!("websocket protocol error on connection {key}: {e}");
-                    self.close_ws(key, e.close_code());
-                    return input.len();
-                }
-            }
-            match self.conns.get(key) {
-                Some(c) if !c.close_after_flush => {}
-                _ => return input.len(),
-            }
-        }
-        consumed
-    }
-
-    fn on_ws_frame(&mut self, key: usize, f: frame::Frame) {
-        use frame::Opcode;
-        let max = self.config.max_payload;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let ConnKind::WebSocket { fragment, .. } = &mut conn.kind else {
-            return;
-        };
-        match f.opcode {
-            Opcode::Ping => {
-                let mut out = Vec::new();
-                frame::encode(Opcode::Pong, &f.payload, &mut out);
-                self.queue(key, Bytes::from(out));
-            }
-            Opcode::Pong => {}
-            Opcode::Close => {
-                let code = if frame::valid_close_payload(&f.payload) {
-                    1000
-                } else {
-                    1002
-                };
-                if code != 1000 {
-                    self.metrics.protocol_errors += 1;
-                }
-                self.close_ws(key, code)
-            }
-            Opcode::Text | Opcode::Binary if fragment.is_some() => {
-                self.metrics.protocol_errors += 1;
-                self.close_ws(key, 1002);
-            }
-            Opcode::Text | Opcode::Binary if !f.fin => *fragment = Some((f.opcode, f.payload)),
-            Opcode::Text | Opcode::Binary => self.on_ws_message(key, f.opcode, f.payload),
-            Opcode::Continuation => {
-                let Some((_, buf)) = fragment else {
-                    self.metrics.protocol_errors += 1;
-                    return self.close_ws(key, 1002);
-                };
-                if buf.len() + f.payload.len() > max {
-                    self.metrics.protocol_errors += 1;
-                    return self.close_ws(key, 1009);
-                }
-                buf.extend_from_slice(&f.payload);
-                if f.fin {
-                    let (op, data) = fragment.take().expect("checked above");
-                    self.on_ws_message(key, op, data);
-                }
-            }
-        }
-    }
-
-    fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: Vec<u8>) {
-        let Some(ConnKind::WebSocket { session: s, .. }) = self.conns.get(key).map(|c| &c.kind)
-        else {
-            return;
-        };
-        let s = *s;
-        let Some(session) = self.sessions.get(s) else {
-            return;
-        };
-        self.metrics.packets_in += 1;
-        let probing = session.upgrade_conn == Some(key);
-        if opcode == frame::Opcode::Text && std::str::from_utf8(&data).is_err() {
-            self.metrics.protocol_errors += 1;
-            log::warn!("text frame with invalid UTF-8 on connection {key}");
-            return self.close_ws(key, 1007);
-        }
-        if opcode == frame::Opcode::Binary {
-            if probing {
-                return self.close_ws(key, 1002);
-            }
-            return self.on_eio_packet(s, Packet::Binary(data), Some(key));
-        }
-        let p = match packet::parse_text(&data) {
-            Ok(p) => p,
-            Err(e) => {
-                self.metrics.protocol_errors += 1;
-                log::warn!("invalid Engine.IO packet on session {}: {e}", session.sid);
-                if probing {
-                    return self.close_ws(key, 1002);
-                }
-                return self.close_session(s, CloseReason::ProtocolError);
-            }
-        };
-        if probing {
-            match p {
-                Packet::Ping(b"probe") => {
-                    self.sessions[s].probed = true;
-                    let mut out = Vec::new();
-                    frame::encode(frame::Opcode::Text, b"3probe", &mut out);
-                    self.queue(key, Bytes::from(out));
-                    // Release a held GET so the client can pause polling.
-                    if self.sessions[s].poll_conn.is_some() {
-                        self.mark_poll_dirty(s);
-                    }
-                }
-                Packet::Upgrade if self.sessions[s].probed => self.complete_upgrade(s, key),
-                _ => {
-                    log::debug!("failed upgrade on session {}", self.sessions[s].sid);
-                    self.sessions[s].upgrade_conn = None;
-                    self.sessions[s].probed = false;
-                    self.close_ws(key, 1002);
-                }
-            }
-            return;
-        }
-        self.on_eio_packet(s, p, Some(key));
-    }
-
-    fn complete_upgrade(&mut self, s: usize, key: usize) {
-        let session = &mut self.sessions[s];
-        session.transport = Transport::WebSocket(key);
-        session.upgrade_conn = None;
-        session.probed = false;
-        log::debug!("session {} upgraded to websocket", session.sid);
-        if let Some(c) = session.poll_conn {
-            self.answer_poll(s, c, Bytes::from_static(b"6"));
-        }
-        let queued: Vec<Rc<Outbound>> = self.sessions[s].queue.drain(..).collect();
-        self.sessions[s].queued_bytes = 0;
-        for m in queued {
-            let b = m.ws(&self.encodes);
-            if !self.queue(key, b) {
-                break;
             }
         }
     }
@@ -632,82 +360,6 @@ impl Server {
         }
     }
 
-    fn mark_poll_dirty(&mut self, s: usize) {
-        let session = &mut self.sessions[s];
-        if !session.poll_dirty {
-            session.poll_dirty = true;
-            self.dirty_polls.push((s, session.uid));
-        }
-    }
-
-    /// Answers held GETs whose sessions got messages this loop turn.
-    pub(crate) fn flush_polls(&mut self) {
-        let polls = std::mem::take(&mut self.dirty_polls);
-        for (s, uid) in polls {
-            if self.session_alive(s, uid) {
-                self.sessions[s].poll_dirty = false;
-                self.flush_poll(s);
-            }
-        }
-    }
-
-    /// Answers the held GET with everything queued (or a noop while an upgrade is probing).
-    fn flush_poll(&mut self, s: usize) {
-        let session = &mut self.sessions[s];
-        let Some(c) = session.poll_conn else { return };
-        if session.queue.is_empty() {
-            if session.probed {
-                self.answer_poll(s, c, Bytes::from_static(b"6"));
-            }
-            return;
-        }
-        let items: Vec<Rc<Outbound>> = session.queue.drain(..).collect();
-        session.queued_bytes = 0;
-        let bodies: Vec<Bytes> = items.iter().map(|m| m.polling(&self.encodes)).collect();
-        let len = bodies.iter().map(Bytes::len).sum::<usize>() + bodies.len() - 1;
-        self.answer_poll_parts(s, c, bodies, len);
-        if self
-            .sessions
-            .get(s)
-            .is_some_and(|x| x.draining && x.queue.is_empty())
-        {
-            self.close_session(s, CloseReason::Shutdown);
-        }
-    }
-
-    fn answer_poll(&mut self, s: usize, c: usize, body: Bytes) {
-        let len = body.len();
-        self.answer_poll_parts(s, c, vec![body], len);
-    }
-
-    /// Writes the held GET's response: one head, then the shared bodies joined by `\x1e`.
-    fn answer_poll_parts(&mut self, s: usize, c: usize, bodies: Vec<Bytes>, len: usize) {
-        let session = &mut self.sessions[s];
-        session.poll_conn = None;
-        let origin = session.poll_origin.take();
-        let keep_alive = session.poll_keep_alive && !self.shutting_down;
-        if let Some(conn) = self.conns.get_mut(c) {
-            conn.kind = ConnKind::Http { pending_poll: None };
-        }
-        let head = self
-            .cors(origin.as_deref(), Response::new(200))
-            .finish_head("text/plain; charset=UTF-8", len, !keep_alive);
-        if !self.queue(c, head) {
-            return;
-        }
-        for (i, b) in bodies.into_iter().enumerate() {
-            if i > 0 {
-                self.queue(c, Bytes::from_static(&[payload::SEPARATOR]));
-            }
-            self.queue(c, b);
-        }
-        if !keep_alive {
-            if let Some(conn) = self.conns.get_mut(c) {
-                conn.close_after_flush = true;
-            }
-        }
-    }
-
     pub(crate) fn on_ping_due(&mut self, s: usize, uid: u64, gen: u64) {
         let Some(session) = self
             .sessions
@@ -729,7 +381,7 @@ impl Server {
         self.send(s, &Rc::new(Outbound::text(Bytes::from_static(b"2"))));
     }
 
-    fn on_pong(&mut self, s: usize) {
+    pub(super) fn on_pong(&mut self, s: usize) {
         let session = &mut self.sessions[s];
         if !session.awaiting_pong {
             return;
@@ -772,20 +424,6 @@ impl Server {
                 self.sessions[s].sid
             );
             self.close_session(s, CloseReason::ConnectTimeout);
-        }
-    }
-
-    /// A WebSocket connection went away.
-    pub(crate) fn on_ws_closed(&mut self, s: usize, key: usize, reason: &str) {
-        let Some(session) = self.sessions.get_mut(s) else {
-            return;
-        };
-        if session.upgrade_conn == Some(key) {
-            session.upgrade_conn = None;
-            session.probed = false;
-        } else if session.transport == Transport::WebSocket(key) {
-            log::debug!("websocket of session {} closed: {reason}", session.sid);
-            self.close_session(s, CloseReason::TransportClose);
         }
     }
 

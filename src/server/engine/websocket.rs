@@ -1,0 +1,232 @@
+//! The WebSocket transport: the upgrade handshake, frames to Engine.IO packets, the probe and
+//! upgrade of a polling session, and close handling.
+
+use super::*;
+
+impl Server {
+    /// Answers the WebSocket upgrade handshake; `false` (after an error response) if invalid.
+    pub(super) fn ws_handshake(&mut self, key: usize, req: &Req) -> bool {
+        // RFC 6455 4.2.1: version 13 and a key that is the base64 of a 16-byte nonce.
+        let key_ok = |k: &&str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .is_ok_and(|n| n.len() == 16)
+        };
+        let Some(ws_key) = req
+            .ws_key
+            .as_deref()
+            .filter(key_ok)
+            .filter(|_| req.ws_version.as_deref() == Some("13"))
+        else {
+            self.respond_eio_error(key, req.origin.as_deref(), EioError::BadRequest, false);
+            return false;
+        };
+        let accept = ws::accept_key(ws_key.as_bytes());
+        let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
+        self.queue(key, Bytes::from(head))
+    }
+
+    /// A WebSocket naming an existing polling session: the start of an upgrade.
+    pub(super) fn upgrade_request(&mut self, key: usize, req: &Req, s: usize) {
+        if !self.ws_handshake(key, req) {
+            return;
+        }
+        let session = &mut self.sessions[s];
+        let refuse = session.transport != Transport::Polling || session.upgrade_conn.is_some();
+        if !refuse {
+            session.upgrade_conn = Some(key);
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.kind = ConnKind::WebSocket {
+                session: s,
+                fragment: None,
+            };
+        }
+        if refuse {
+            // The reference completes the handshake, then closes: one transport per session.
+            log::debug!(
+                "refusing a second websocket for session {}",
+                self.sessions[s].sid
+            );
+            self.close_ws(key, 1008);
+        }
+    }
+
+    /// Queues a close frame and closes the connection once it is written.
+    pub(crate) fn close_ws(&mut self, key: usize, code: u16) {
+        if self.queue(key, Bytes::from(frame::close_frame(code))) {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.close_after_flush = true;
+            }
+        }
+    }
+
+    /// Parses WebSocket frames from `input`; returns the bytes consumed.
+    pub(crate) fn on_ws_input(&mut self, key: usize, input: &[u8]) -> usize {
+        let mut consumed = 0;
+        while consumed < input.len() {
+            let max = self.config.max_payload;
+            match frame::parse(&input[consumed..], max) {
+                Ok(None) => break,
+                Ok(Some((f, used))) => {
+                    consumed += used;
+                    self.on_ws_frame(key, f);
+                }
+                Err(e) => {
+                    self.metrics.protocol_errors += 1;
+                    log::warn!("websocket protocol error on connection {key}: {e}");
+                    self.close_ws(key, e.close_code());
+                    return input.len();
+                }
+            }
+            match self.conns.get(key) {
+                Some(c) if !c.close_after_flush => {}
+                _ => return input.len(),
+            }
+        }
+        consumed
+    }
+
+    pub(super) fn on_ws_frame(&mut self, key: usize, f: frame::Frame) {
+        use frame::Opcode;
+        let max = self.config.max_payload;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnKind::WebSocket { fragment, .. } = &mut conn.kind else {
+            return;
+        };
+        match f.opcode {
+            Opcode::Ping => {
+                let mut out = Vec::new();
+                frame::encode(Opcode::Pong, &f.payload, &mut out);
+                self.queue(key, Bytes::from(out));
+            }
+            Opcode::Pong => {}
+            Opcode::Close => {
+                let code = if frame::valid_close_payload(&f.payload) {
+                    1000
+                } else {
+                    1002
+                };
+                if code != 1000 {
+                    self.metrics.protocol_errors += 1;
+                }
+                self.close_ws(key, code)
+            }
+            Opcode::Text | Opcode::Binary if fragment.is_some() => {
+                self.metrics.protocol_errors += 1;
+                self.close_ws(key, 1002);
+            }
+            Opcode::Text | Opcode::Binary if !f.fin => *fragment = Some((f.opcode, f.payload)),
+            Opcode::Text | Opcode::Binary => self.on_ws_message(key, f.opcode, f.payload),
+            Opcode::Continuation => {
+                let Some((_, buf)) = fragment else {
+                    self.metrics.protocol_errors += 1;
+                    return self.close_ws(key, 1002);
+                };
+                if buf.len() + f.payload.len() > max {
+                    self.metrics.protocol_errors += 1;
+                    return self.close_ws(key, 1009);
+                }
+                buf.extend_from_slice(&f.payload);
+                if f.fin {
+                    let (op, data) = fragment.take().expect("checked above");
+                    self.on_ws_message(key, op, data);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: Vec<u8>) {
+        let Some(ConnKind::WebSocket { session: s, .. }) = self.conns.get(key).map(|c| &c.kind)
+        else {
+            return;
+        };
+        let s = *s;
+        let Some(session) = self.sessions.get(s) else {
+            return;
+        };
+        self.metrics.packets_in += 1;
+        let probing = session.upgrade_conn == Some(key);
+        if opcode == frame::Opcode::Text && std::str::from_utf8(&data).is_err() {
+            self.metrics.protocol_errors += 1;
+            log::warn!("text frame with invalid UTF-8 on connection {key}");
+            return self.close_ws(key, 1007);
+        }
+        if opcode == frame::Opcode::Binary {
+            if probing {
+                return self.close_ws(key, 1002);
+            }
+            return self.on_eio_packet(s, Packet::Binary(data), Some(key));
+        }
+        let p = match packet::parse_text(&data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.metrics.protocol_errors += 1;
+                log::warn!("invalid Engine.IO packet on session {}: {e}", session.sid);
+                if probing {
+                    return self.close_ws(key, 1002);
+                }
+                return self.close_session(s, CloseReason::ProtocolError);
+            }
+        };
+        if probing {
+            match p {
+                Packet::Ping(b"probe") => {
+                    self.sessions[s].probed = true;
+                    let mut out = Vec::new();
+                    frame::encode(frame::Opcode::Text, b"3probe", &mut out);
+                    self.queue(key, Bytes::from(out));
+                    // Release a held GET so the client can pause polling.
+                    if self.sessions[s].poll_conn.is_some() {
+                        self.mark_poll_dirty(s);
+                    }
+                }
+                Packet::Upgrade if self.sessions[s].probed => self.complete_upgrade(s, key),
+                _ => {
+                    log::debug!("failed upgrade on session {}", self.sessions[s].sid);
+                    self.sessions[s].upgrade_conn = None;
+                    self.sessions[s].probed = false;
+                    self.close_ws(key, 1002);
+                }
+            }
+            return;
+        }
+        self.on_eio_packet(s, p, Some(key));
+    }
+
+    pub(super) fn complete_upgrade(&mut self, s: usize, key: usize) {
+        let session = &mut self.sessions[s];
+        session.transport = Transport::WebSocket(key);
+        session.upgrade_conn = None;
+        session.probed = false;
+        log::debug!("session {} upgraded to websocket", session.sid);
+        if let Some(c) = session.poll_conn {
+            self.answer_poll(s, c, Bytes::from_static(b"6"));
+        }
+        let queued: Vec<Rc<Outbound>> = self.sessions[s].queue.drain(..).collect();
+        self.sessions[s].queued_bytes = 0;
+        for m in queued {
+            let b = m.ws(&self.encodes);
+            if !self.queue(key, b) {
+                break;
+            }
+        }
+    }
+
+    /// A WebSocket connection went away.
+    pub(crate) fn on_ws_closed(&mut self, s: usize, key: usize, reason: &str) {
+        let Some(session) = self.sessions.get_mut(s) else {
+            return;
+        };
+        if session.upgrade_conn == Some(key) {
+            session.upgrade_conn = None;
+            session.probed = false;
+        } else if session.transport == Transport::WebSocket(key) {
+            log::debug!("websocket of session {} closed: {reason}", session.sid);
+            self.close_session(s, CloseReason::TransportClose);
+        }
+    }
+}
