@@ -28,20 +28,11 @@ impl Server {
         };
         let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
         let field = format!("{room}\t{user}");
-        let mut c = if n == 0 {
+        if n == 0 {
             self.cluster.memberships.remove(&key);
-            let mut c = cmd("HDEL");
-            c.arg(&mkey).arg(field);
-            c
-        } else {
-            let mut c = cmd("HSET");
-            c.arg(&mkey).arg(field).arg(n);
-            c
-        };
-        let mut exp = cmd("PEXPIRE");
-        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
-        let _ = &mut c;
-        self.cluster.write(vec![c, exp]);
+        }
+        self.cluster
+            .write(hash_count(&mkey, &field, u64::from(n), PRESENCE_TTL_MS));
     }
 
     /// `GET /api/rooms/<room>/members` with the cluster's connected users; `false` when Redis
@@ -137,19 +128,8 @@ impl Server {
         }
         let n = self.presence.sockets(user);
         let pkey = self.cluster.presence_key();
-        let mut c = if n > 0 {
-            let mut c = cmd("HSET");
-            c.arg(&pkey).arg(user).arg(n);
-            c
-        } else {
-            let mut c = cmd("HDEL");
-            c.arg(&pkey).arg(user);
-            c
-        };
-        let mut exp = cmd("PEXPIRE");
-        exp.arg(&pkey).arg(PRESENCE_TTL_MS);
-        let _ = &mut c;
-        self.cluster.write(vec![c, exp]);
+        self.cluster
+            .write(hash_count(&pkey, user, u64::from(n), PRESENCE_TTL_MS));
     }
 
     /// A local presence transition: announced now without Redis, or once Redis confirms no
@@ -235,21 +215,13 @@ impl Server {
             return;
         }
         let key = self.cluster.key(&["typing", conversation]);
-        let mut c = if start {
-            let mut c = cmd("HSET");
-            c.arg(&key)
-                .arg(user)
-                .arg(crate::store::now_ms() + TYPING_TTL_MS);
-            c
+        let expires = if start {
+            crate::store::now_ms() + TYPING_TTL_MS
         } else {
-            let mut c = cmd("HDEL");
-            c.arg(&key).arg(user);
-            c
+            0
         };
-        let mut exp = cmd("PEXPIRE");
-        exp.arg(&key).arg(TYPING_TTL_MS);
-        let _ = &mut c;
-        self.cluster.write(vec![c, exp]);
+        self.cluster
+            .write(hash_count(&key, user, expires, TYPING_TTL_MS));
     }
 
     /// Queues a notification for an offline user: in Redis (cluster-wide presence check and
@@ -369,4 +341,21 @@ impl Server {
             _ => self.presence_json(users),
         }
     }
+}
+
+/// `HSET key field value` (or `HDEL key field` for 0), then `PEXPIRE key ttl_ms`: the shape of
+/// every per-node mirror hash.
+fn hash_count(key: &str, field: &str, value: u64, ttl_ms: u64) -> Vec<redis::Cmd> {
+    let c = if value == 0 {
+        let mut c = cmd("HDEL");
+        c.arg(key).arg(field);
+        c
+    } else {
+        let mut c = cmd("HSET");
+        c.arg(key).arg(field).arg(value);
+        c
+    };
+    let mut exp = cmd("PEXPIRE");
+    exp.arg(key).arg(ttl_ms);
+    vec![c, exp]
 }
