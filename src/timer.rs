@@ -16,8 +16,8 @@ pub enum Timer {
     PongDeadline { session: usize, uid: u64, gen: u64 },
     /// The session must have connected a namespace by now.
     ConnectTimeout { session: usize, uid: u64 },
-    /// An HTTP connection has been idle too long.
-    ConnIdle { token: usize, gen: u64 },
+    /// Look for idle HTTP and lingering connections.
+    Sweep,
     /// Resume accepting after running out of file descriptors.
     ResumeAccept,
     /// Give up flushing at shutdown.

@@ -153,6 +153,14 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
     Ok(Some(out))
 }
 
+/// The first value of `key` in a query string, undecoded.
+pub fn query_param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then_some(v)
+    })
+}
+
 fn trim_ascii(v: &[u8]) -> &[u8] {
     let start = v
         .iter()
@@ -168,10 +176,7 @@ fn trim_ascii(v: &[u8]) -> &[u8] {
 impl<'a> Request<'a> {
     /// The first value of query parameter `key`, undecoded (Engine.IO values need no decoding).
     pub fn query_param(&self, key: &str) -> Option<&'a str> {
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == key).then_some(v)
-        })
+        query_param(self.query, key)
     }
 
     /// Whether the connection stays open after the response.

@@ -15,13 +15,8 @@ pub const MAX_PRESENCE_QUERY: usize = 1000;
 
 type ApiResult = Result<(u16, Value), (u16, String)>;
 
-/// The first value of `key` in a query string.
-fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| v.to_owned())
-    })
-}
+use crate::http::request::query_param;
+use crate::socketio::packet::RESERVED_EVENTS;
 
 /// Decodes `%XX` escapes (and `+` as a space is not used in paths); invalid escapes stay.
 fn percent_decode(s: &str) -> String {
@@ -45,7 +40,7 @@ fn percent_decode(s: &str) -> String {
 fn presence_users(req: &Req) -> Result<Vec<String>, (u16, String)> {
     let users: Vec<String> = query_param(&req.query, "users")
         .map(|u| {
-            percent_decode(&u)
+            percent_decode(u)
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
@@ -84,16 +79,6 @@ fn check_grant_target(room: &str, user: &str) -> Result<(), (u16, String)> {
 pub const MAX_TARGETS: usize = 10_000;
 /// Longest event name accepted.
 pub const MAX_EVENT_NAME: usize = 256;
-
-/// Event names Socket.IO clients treat as their own.
-const RESERVED: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// Validated `/api/emit` body.
 struct Emit {
@@ -333,7 +318,7 @@ impl Server {
             Some(_) => return Err("field `event` must be a string".into()),
             None => return Err("field `event` is required".into()),
         };
-        if RESERVED.contains(&event.as_str()) {
+        if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(format!("field `event`: {event:?} is reserved by Socket.IO"));
         }
         let strings =

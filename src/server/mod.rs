@@ -137,13 +137,7 @@ impl Server {
         let recovery_window = config.recovery_window;
         let limits = crate::store::ratelimit::Limits::default().scaled(config.rate_limit_scale);
         let mut timers = Timers::default();
-        timers.at(
-            Instant::now() + SWEEP_EVERY,
-            Timer::ConnIdle {
-                token: usize::MAX,
-                gen: 0,
-            },
-        );
+        timers.at(Instant::now() + SWEEP_EVERY, Timer::Sweep);
         timers.at(Instant::now() + MAINTENANCE_EVERY, Timer::Maintenance);
         let node_id = config.node_id.clone();
         let mut server = Server {
@@ -316,8 +310,16 @@ impl Server {
         if conn.close_after_flush {
             return;
         }
-        let mut input = std::mem::take(&mut conn.rbuf);
-        input.extend_from_slice(data);
+        // Parse straight from the loop's read buffer; only a connection that already holds a
+        // partial message pays for a copy, and only the unparsed tail is kept.
+        let held = std::mem::take(&mut conn.rbuf);
+        let input: std::borrow::Cow<'_, [u8]> = if held.is_empty() {
+            std::borrow::Cow::Borrowed(data)
+        } else {
+            let mut held = held;
+            held.extend_from_slice(data);
+            std::borrow::Cow::Owned(held)
+        };
         let mut start = 0;
         loop {
             let Some(conn) = self.conns.get(key) else {
@@ -343,8 +345,13 @@ impl Server {
             + 64;
         if let Some(conn) = self.conns.get_mut(key) {
             if start < input.len() {
-                input.drain(..start);
-                conn.rbuf = input;
+                conn.rbuf = match input {
+                    std::borrow::Cow::Owned(mut v) => {
+                        v.drain(..start);
+                        v
+                    }
+                    std::borrow::Cow::Borrowed(b) => b[start..].to_vec(),
+                };
             }
             // Input that waits (behind a held long-poll) is bounded like one request.
             if conn.rbuf.len() > limit {
@@ -518,7 +525,7 @@ impl Server {
                     self.on_pong_deadline(session, uid, gen)
                 }
                 Timer::ConnectTimeout { session, uid } => self.on_connect_timeout(session, uid),
-                Timer::ConnIdle { .. } => self.sweep_idle(now),
+                Timer::Sweep => self.sweep_idle(now),
                 Timer::ResumeAccept => {
                     if self.accept_paused && !self.shutting_down {
                         self.accept_paused = false;
@@ -563,13 +570,7 @@ impl Server {
         for k in idle {
             self.close_conn(k, "idle");
         }
-        self.timers.at(
-            now + SWEEP_EVERY,
-            Timer::ConnIdle {
-                token: usize::MAX,
-                gen: 0,
-            },
-        );
+        self.timers.at(now + SWEEP_EVERY, Timer::Sweep);
     }
 
     /// A helper thread has events for the loop.

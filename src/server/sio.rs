@@ -311,9 +311,6 @@ impl Server {
             // Grants may have been revoked while the socket was away.
             if self.may_join(sock, &room).is_ok() || room.starts_with("presence:") {
                 self.join(sock, &room);
-                if let Some(class) = room.strip_prefix("class:") {
-                    self.class_changed(class);
-                }
             }
         }
         // Replay only what the rooms it is allowed back into received while it was away.
@@ -384,7 +381,7 @@ impl Server {
         };
         let joined = socket.rooms.clone();
         for room in &joined {
-            self.membership_changed(sock, room, -1);
+            self.leave(sock, room);
         }
         let socket = self.sockets.remove(sock);
         if recoverable && !self.config.recovery_window.is_zero() {
@@ -394,7 +391,7 @@ impl Server {
                     ns: socket.ns,
                     user: socket.user.clone(),
                     claim_rooms: socket.claim_rooms.clone(),
-                    rooms: socket.rooms.clone(),
+                    rooms: joined,
                     connected_offset: socket.connected_offset,
                     at: std::time::Instant::now(),
                 };
@@ -405,14 +402,6 @@ impl Server {
         self.socket_ids.remove(&socket.id);
         let ns = &mut self.namespaces[socket.ns];
         ns.sockets -= 1;
-        for room in &socket.rooms {
-            if let Some(members) = ns.rooms.get_mut(room) {
-                members.remove(&sock);
-                if members.is_empty() {
-                    ns.rooms.remove(room);
-                }
-            }
-        }
         if let Some(session) = self.sessions.get_mut(socket.session) {
             session.sockets.retain(|&(_, x)| x != sock);
             if session.partial.as_ref().is_some_and(|p| p.socket == sock) {
@@ -444,7 +433,7 @@ impl Server {
             .entry(room.to_owned())
             .or_default()
             .insert(sock);
-        self.membership_changed(sock, room, 1);
+        self.room_changed(sock, room, 1);
         true
     }
 
@@ -463,7 +452,16 @@ impl Server {
                 rooms.remove(room);
             }
         }
-        self.membership_changed(sock, room, -1);
+        self.room_changed(sock, room, -1);
+    }
+
+    /// What every join and leave updates beside the room maps: the Redis membership mirror
+    /// and a class's viewer count.
+    fn room_changed(&mut self, sock: usize, room: &str, delta: i32) {
+        self.membership_changed(sock, room, delta);
+        if let Some(class) = room.strip_prefix("class:") {
+            self.class_changed(class);
+        }
     }
 
     /// Emits event `name` with `args` to a target. With connection state recovery on, a

@@ -79,7 +79,7 @@ pub enum ParseError {
 }
 
 /// Event names the reference server refuses from clients.
-const RESERVED_EVENTS: [&str; 6] = [
+pub const RESERVED_EVENTS: [&str; 6] = [
     "connect",
     "connect_error",
     "disconnect",

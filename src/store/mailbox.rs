@@ -41,32 +41,37 @@ impl Mailbox {
 
     /// Takes everything still valid for `user`, oldest first.
     pub fn take(&mut self, user: &str, now: Instant) -> Vec<Value> {
-        let Some(q) = self.per_user.remove(user) else {
-            return Vec::new();
-        };
-        let before = q.len();
-        let out: Vec<Value> = q
-            .into_iter()
-            .filter(|(exp, _)| *exp > now)
-            .map(|(_, v)| v)
-            .collect();
-        self.dropped += (before - out.len()) as u64;
-        out
+        self.take_queued_before(user, None, now)
     }
 
     /// As [`Mailbox::take`], but only what was queued before `cutoff`; the rest is dropped
     /// (a recovered socket gets those as replayed broadcasts instead).
     pub fn take_before(&mut self, user: &str, cutoff: Instant, now: Instant) -> Vec<Value> {
+        self.take_queued_before(user, Some(cutoff), now)
+    }
+
+    /// Takes `user`'s valid notifications, only those queued before `cutoff` when given.
+    pub fn take_queued_before(
+        &mut self,
+        user: &str,
+        cutoff: Option<Instant>,
+        now: Instant,
+    ) -> Vec<Value> {
         let ttl = self.ttl;
         let Some(q) = self.per_user.remove(user) else {
             return Vec::new();
         };
-        q.into_iter()
-            .filter(|(exp, _)| {
-                *exp > now && exp.checked_sub(ttl).is_some_and(|queued| queued < cutoff)
-            })
-            .map(|(_, v)| v)
-            .collect()
+        let mut out = Vec::with_capacity(q.len());
+        for (expires, data) in q {
+            if expires <= now {
+                self.dropped += 1;
+            } else if cutoff
+                .is_none_or(|c| expires.checked_sub(ttl).is_some_and(|queued| queued < c))
+            {
+                out.push(data);
+            }
+        }
+        out
     }
 
     /// Drops expired notifications of every user.

@@ -151,7 +151,10 @@ impl Server {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) if items.len() <= MAX_ATTACHMENTS => items
                 .iter()
-                .map(|i| self.file_meta(i))
+                .map(|i| match i {
+                    Value::Object(m) => self.file_meta(&Payload(m.clone())).map(Value::Object),
+                    _ => Err(Refusal::invalid("a file must be an object")),
+                })
                 .collect::<Result<Vec<Value>, Refusal>>()?,
             Some(_) => {
                 return Err(Refusal::invalid(format!(

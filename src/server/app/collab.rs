@@ -105,11 +105,7 @@ impl Server {
     }
 
     /// Validates `{url, name, size, mime}` of a shared file.
-    pub(super) fn file_meta(&self, v: &Value) -> Result<Value, Refusal> {
-        let Value::Object(m) = v else {
-            return Err(Refusal::invalid("a file must be an object"));
-        };
-        let p = Payload(m.clone());
+    pub(super) fn file_meta(&self, p: &Payload) -> Result<Map<String, Value>, Refusal> {
         let url = p.text("url", 2048)?;
         // Browsers read `\` as `/`, so `/\host` is `//host`: off-site, not relative.
         let relative = url.starts_with('/') && !url.starts_with("//");
@@ -143,16 +139,19 @@ impl Server {
         if !valid_mime {
             return Err(Refusal::invalid("`mime` must be type/subtype"));
         }
-        Ok(json!({"url": url, "name": name, "size": size, "mime": mime}))
+        let mut file = Map::new();
+        file.insert("url".into(), json!(url));
+        file.insert("name".into(), json!(name));
+        file.insert("size".into(), json!(size));
+        file.insert("mime".into(), json!(mime));
+        Ok(file)
     }
 
     pub(super) fn file_shared(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
         let room = p.text("room", 200)?;
         classify(&room).map_err(Refusal::invalid)?;
         self.require_room(sock, &room)?;
-        let Value::Object(mut file) = self.file_meta(&Value::Object(p.0.clone()))? else {
-            unreachable!("file_meta returns an object")
-        };
+        let mut file = self.file_meta(p)?;
         file.insert("room".into(), json!(room));
         file.insert("userId".into(), json!(user));
         let body = Value::Object(file);
@@ -279,14 +278,12 @@ impl Server {
                 ),
             ));
         }
-        self.class_changed(&class);
         Ok(json!({"ok": true, "viewers": self.viewers(&class)}))
     }
 
     pub(super) fn class_leave(&mut self, sock: usize, p: &Payload) -> Outcome {
         let class = p.id("classId")?;
         self.leave(sock, &format!("class:{class}"));
-        self.class_changed(&class);
         Ok(json!({"ok": true}))
     }
 

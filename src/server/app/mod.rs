@@ -91,18 +91,6 @@ impl Server {
         }
         self.typing_socket_gone(sock);
         self.calls_socket_gone(sock);
-        let Some(socket) = self.sockets.get(sock) else {
-            return;
-        };
-        let classes: Vec<String> = socket
-            .rooms
-            .iter()
-            .filter_map(|r| r.strip_prefix("class:"))
-            .map(str::to_owned)
-            .collect();
-        for c in classes {
-            self.class_changed(&c);
-        }
         if self.sockets.get(sock).is_some_and(|x| x.ns == 0) {
             self.presence_disconnected(sock);
         }
@@ -301,7 +289,7 @@ impl Server {
         if !self.sockets.contains(sock) {
             return;
         }
-        if matches!(&outcome, Err(r) if r.code == DEFERRED) {
+        if matches!(&outcome, Err(r) if r.is_deferred()) {
             // The handler answers later (it waits for Redis).
             return;
         }

@@ -152,7 +152,7 @@ impl Server {
         }
         // With Redis the states are the cluster's; the ack follows the reply.
         if self.presence_subscribe_deferred(sock, &ids, self.current_ack) {
-            return Err(Refusal::new(super::DEFERRED, ""));
+            return Err(Refusal::deferred());
         }
         let states = Value::Object(self.presence_states(&ids));
         self.emit_to(
@@ -182,10 +182,7 @@ impl Server {
         if self.mailbox_fetch(sock, &user, cutoff) {
             return;
         }
-        let queued = match cutoff {
-            Some(cutoff) => self.mailbox.take_before(&user, cutoff, now),
-            None => self.mailbox.take(&user, now),
-        };
+        let queued = self.mailbox.take_queued_before(&user, cutoff, now);
         for data in queued {
             self.emit_to(sock, "notification:new", &[data], Vec::new());
         }

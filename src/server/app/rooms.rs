@@ -39,7 +39,7 @@ impl Server {
             // the ack follows the reply.
             let private = matches!(classify(&room), Ok(RoomKind::Private));
             if private && self.defer_join(sock, user, &room, self.current_ack) {
-                return Err(Refusal::new(super::DEFERRED, ""));
+                return Err(Refusal::deferred());
             }
             return Err(refusal);
         }
@@ -52,9 +52,6 @@ impl Server {
                 ),
             ));
         }
-        if let Some(class) = room.strip_prefix("class:") {
-            self.class_changed(class);
-        }
         Ok(json!({"ok": true}))
     }
 
@@ -64,9 +61,6 @@ impl Server {
             return Err(Refusal::forbidden("the user room cannot be left"));
         }
         self.leave(sock, &room);
-        if let Some(class) = room.strip_prefix("class:") {
-            self.class_changed(class);
-        }
         Ok(json!({"ok": true}))
     }
 
@@ -102,11 +96,6 @@ impl Server {
                     &[json!({"room": room, "reason": "revoked"})],
                     Vec::new(),
                 );
-            }
-        }
-        if let Some(class) = room.strip_prefix("class:") {
-            if removed > 0 {
-                self.class_changed(class);
             }
         }
         removed

@@ -389,9 +389,6 @@ impl Server {
                 let outcome = if granted {
                     self.grants.grant(&room, &user);
                     self.join(sock, &room);
-                    if let Some(class) = room.strip_prefix("class:") {
-                        self.class_changed(class);
-                    }
                     Ok(json!({"ok": true}))
                 } else {
                     Err(super::app::validate::Refusal::forbidden(format!(
