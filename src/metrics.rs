@@ -20,6 +20,8 @@ pub struct Metrics {
     pub fanout_buckets: [u64; 6],
     pub auth_failures: u64,
     pub slow_client_disconnects: u64,
+    /// Loop turns that stopped writing at `FLUSH_SLICE` with output still owed.
+    pub flush_slices_cut: u64,
     pub protocol_errors: u64,
     pub http_errors: u64,
     pub ping_timeouts: u64,
@@ -214,6 +216,12 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "sio_slow_client_disconnects_total",
         "Clients disconnected for a full outbound queue.",
         m.slow_client_disconnects,
+    );
+    counter(
+        &mut o,
+        "sio_flush_slices_cut_total",
+        "Loop turns that stopped writing after their time slice with output still owed (large fanouts).",
+        m.flush_slices_cut,
     );
     counter(
         &mut o,

@@ -41,7 +41,8 @@ enum Cmd {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "run")]
 struct RunCmd {
-    /// scenarios, comma separated, or `all`: room-broadcast, chat-rooms, notify, churn, idle
+    /// scenarios, comma separated, or `all`: room-broadcast, chat-rooms, notify, churn, idle,
+    /// capacity
     #[argh(option, default = "String::from(\"room-broadcast\")")]
     scenarios: String,
     /// client counts N, comma separated (default 1000)
@@ -77,6 +78,13 @@ struct RunCmd {
     /// churn: room broadcast messages per second meanwhile (default 10)
     #[argh(option, default = "10.0")]
     churn_msg_rate: f64,
+    /// capacity: deliveries per second offered, whatever N (default 4000000: above what
+    /// any of the three servers sustains on one core)
+    #[argh(option, default = "4_000_000.0")]
+    capacity_offered: f64,
+    /// capacity: seconds of load (default 1; the slowest server drains it for ~45 s)
+    #[argh(option, default = "1.0")]
+    capacity_duration: f64,
     /// padding characters per payload; 60 gives ~116-byte frames (default 60)
     #[argh(option, default = "60")]
     pad: usize,
@@ -227,8 +235,18 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
             _ => return Err(format!("--auth {a:?} is not a JSON object")),
         }
     }
-    if r.rate <= 0.0 || r.duration <= 0.0 || r.room_size == 0 || r.repeats == 0 {
-        return Err("--rate, --duration, --room-size and --repeats must be positive".into());
+    if r.rate <= 0.0
+        || r.duration <= 0.0
+        || r.room_size == 0
+        || r.repeats == 0
+        || r.capacity_offered <= 0.0
+        || r.capacity_duration <= 0.0
+    {
+        return Err(
+            "--rate, --duration, --room-size, --repeats, --capacity-offered and \
+                    --capacity-duration must be positive"
+                .into(),
+        );
     }
     let base = Params {
         scenario: Scenario::RoomBroadcast,
@@ -240,6 +258,8 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
         notify_rate: r.notify_rate,
         churn_rate: r.churn_rate,
         churn_msg_rate: r.churn_msg_rate,
+        capacity_offered: r.capacity_offered,
+        capacity_duration: r.capacity_duration,
         pad: r.pad,
         batch: r.batch.max(1),
         drain: r.drain,

@@ -183,6 +183,13 @@ fn describe(scenario: &str, runs: &[&Value]) -> String {
              ones connect, for {dur} s (reconnect = connect latency under load).",
             first["churn_rate"].as_f64().unwrap_or(0.0)
         ),
+        "capacity" => format!(
+            "All N clients in room `bench`; one of them publishes {rate:.0} msg/s ({:.0} \
+             deliveries/s offered, above every server's capacity) for {dur} s; deliveries/s = \
+             deliveries / (last delivery - first publish), the rate the server sustains while \
+             it works through the backlog. Frames of ~{frame:.0} bytes.",
+            median(runs, "offered_per_s").unwrap_or(0.0)
+        ),
         "idle" => format!(
             "N idle connections held {dur} s; server VmRSS before connecting and after \
              (bytes/conn = difference / N)."
@@ -196,7 +203,14 @@ pub fn markdown(results: &[Value], header: &str) -> String {
     let g = group(results);
     let mut md = String::new();
     let _ = writeln!(md, "{header}");
-    for sc in ["room-broadcast", "chat-rooms", "notify", "churn", "idle"] {
+    for sc in [
+        "room-broadcast",
+        "capacity",
+        "chat-rooms",
+        "notify",
+        "churn",
+        "idle",
+    ] {
         let Some(cells) = g.get(sc) else { continue };
         let all: Vec<&Value> = cells
             .values()

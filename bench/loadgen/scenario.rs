@@ -20,15 +20,19 @@ pub enum Scenario {
     Churn,
     /// N idle connections: server memory per connection.
     Idle,
+    /// Room broadcast offered above every server's capacity (`capacity_offered` deliveries/s
+    /// whatever N) for `capacity_duration`: deliveries/s is then what the server sustains.
+    Capacity,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::RoomBroadcast,
         Scenario::ChatRooms,
         Scenario::Notify,
         Scenario::Churn,
         Scenario::Idle,
+        Scenario::Capacity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Scenario {
             Scenario::Notify => "notify",
             Scenario::Churn => "churn",
             Scenario::Idle => "idle",
+            Scenario::Capacity => "capacity",
         }
     }
 
@@ -67,6 +72,10 @@ pub struct Params {
     pub notify_rate: f64,
     pub churn_rate: f64,
     pub churn_msg_rate: f64,
+    /// capacity: deliveries per second offered (the message rate is this divided by N).
+    pub capacity_offered: f64,
+    /// capacity: seconds of load (short: a slow server has to drain all of it).
+    pub capacity_duration: f64,
     /// Padding characters in each payload.
     pub pad: usize,
     /// Handshakes in progress at once while connecting.
@@ -89,6 +98,16 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+impl Params {
+    /// Seconds of load this run applies.
+    fn load_seconds(&self) -> f64 {
+        match self.scenario {
+            Scenario::Capacity => self.capacity_duration,
+            _ => self.duration,
+        }
+    }
+}
+
 fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
@@ -101,7 +120,7 @@ pub fn run(p: &Params, target: Target, server_pid: Option<u32>) -> (Value, Optio
     let mut out = json!({
         "scenario": p.scenario.name(),
         "clients": p.clients,
-        "duration_s": p.duration,
+        "duration_s": p.load_seconds(),
         "pad": p.pad,
     });
     match p.scenario {
@@ -270,11 +289,13 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
         Scenario::Notify => p.notify_rate,
         Scenario::Churn => p.churn_msg_rate,
         Scenario::Idle => 0.0,
+        Scenario::Capacity => p.capacity_offered / p.clients.max(1) as f64,
     };
-    let total = (rate * p.duration).round().max(1.0) as u64;
+    let duration = p.load_seconds();
+    let total = (rate * duration).round().max(1.0) as u64;
     let interval = 1e9 / rate.max(1e-3);
     let churn_total = if p.scenario == Scenario::Churn {
-        (p.churn_rate * p.duration).round() as u64
+        (p.churn_rate * duration).round() as u64
     } else {
         0
     };
@@ -301,7 +322,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
     let mut last_progress = Instant::now();
     // Bounded: the schedule ends after `duration`, and a loop too slow to keep up stops at
     // twice that.
-    let hard_end = wall0 + Duration::from_secs_f64(p.duration * 2.0 + 5.0);
+    let hard_end = wall0 + Duration::from_secs_f64(duration * 2.0 + 5.0);
     while (k < total || c < churn_total) && Instant::now() < hard_end {
         let now = d.ctx.now_ns();
         let mut burst = 0;
@@ -312,7 +333,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
             }
             lag_max = lag_max.max(now - due);
             match p.scenario {
-                Scenario::RoomBroadcast | Scenario::Churn => {
+                Scenario::RoomBroadcast | Scenario::Churn | Scenario::Capacity => {
                     d.publish(0, false);
                 }
                 Scenario::ChatRooms => {
@@ -409,7 +430,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
     out["expected"] = json!(expected);
     out["deliveries"] = json!(t.deliveries);
     out["deliveries_per_s"] = json!(dps.round());
-    out["offered_per_s"] = json!((expected as f64 / p.duration).round());
+    out["offered_per_s"] = json!((expected as f64 / duration).round());
     out["lost"] = json!(lost);
     out["incomplete_msgs"] = json!(incomplete);
     out["duplicates"] = json!(t.duplicates);

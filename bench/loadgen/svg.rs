@@ -29,7 +29,9 @@ fn esc(s: &str) -> String {
 }
 
 fn fmt_tick(v: f64) -> String {
-    if v >= 1000.0 {
+    if v >= 1e6 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1000.0 {
         format!("{}k", v / 1000.0)
     } else if v >= 1.0 {
         format!("{v}")
@@ -167,7 +169,8 @@ fn line_panel(svg: &mut String, y0: f64, title: &str, ylabel: &str, xs: &[u64], 
     }
 }
 
-/// Grouped bars: one group per (scenario, N), one bar per server; linear y.
+/// Grouped bars: one group per (scenario, N), one bar per server; log y (the scenarios'
+/// rates span three decades).
 fn bar_panel(
     svg: &mut String,
     y0: f64,
@@ -183,10 +186,13 @@ fn bar_panel(
         y0 + 22.0,
         esc(title)
     );
-    let hi = groups
-        .iter()
-        .flat_map(|g| g.1.iter().map(|b| b.1))
-        .fold(0.0, f64::max);
+    let values = || {
+        groups
+            .iter()
+            .flat_map(|g| g.1.iter().map(|b| b.1))
+            .filter(|v| *v > 0.0)
+    };
+    let hi = values().fold(0.0, f64::max);
     if hi <= 0.0 {
         let _ = writeln!(
             svg,
@@ -196,16 +202,19 @@ fn bar_panel(
         );
         return;
     }
-    let mag = 10f64.powf(hi.log10().floor());
-    let top = (hi / mag).ceil() * mag;
-    let y = |v: f64| y0 + TOP + ph - v / top * ph;
+    let lo_exp = values().fold(hi, f64::min).log10().floor();
+    let hi_exp = hi.log10().ceil().max(lo_exp + 1.0);
+    let y = |v: f64| {
+        let e = v.max(10f64.powf(lo_exp)).log10();
+        y0 + TOP + ph - (e - lo_exp) / (hi_exp - lo_exp) * ph
+    };
     let _ = writeln!(
         svg,
         r##"<rect x="{LEFT}" y="{}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##,
         y0 + TOP
     );
-    for t in 0..=5 {
-        let v = top * t as f64 / 5.0;
+    for e in lo_exp as i32..=hi_exp as i32 {
+        let v = 10f64.powi(e);
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
@@ -214,7 +223,7 @@ fn bar_panel(
             y(v),
             LEFT - 6.0,
             y(v) + 4.0,
-            fmt_tick(v.round())
+            fmt_tick(v)
         );
     }
     let gw = pw / groups.len() as f64;
@@ -344,7 +353,13 @@ pub fn plot(results: &[Value], title: &str) -> String {
         &fan,
     );
     let mut groups = Vec::new();
-    for sc in ["room-broadcast", "chat-rooms", "notify", "churn"] {
+    for sc in [
+        "room-broadcast",
+        "capacity",
+        "chat-rooms",
+        "notify",
+        "churn",
+    ] {
         let Some(cells) = g.get(sc) else { continue };
         let mut ns: Vec<u64> = cells.keys().map(|k| k.2).collect();
         ns.sort_unstable();
@@ -361,7 +376,7 @@ pub fn plot(results: &[Value], title: &str) -> String {
     bar_panel(
         &mut svg,
         30.0 + 2.0 * PANEL_H,
-        "deliveries/s (median of runs)",
+        "deliveries/s (median of runs, log scale)",
         &groups,
         &servers,
     );

@@ -4,7 +4,7 @@
 use bytes::{Buf, Bytes};
 use mio::net::TcpStream;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::time::Instant;
 
 use crate::ws::frame::Opcode;
@@ -61,9 +61,10 @@ impl OutQueue {
     pub fn write_to(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
         let mut total = 0;
         while !self.bufs.is_empty() {
+            let sock = socket2::SockRef::from(&*stream);
             let result = if self.bufs.len() == 1 {
                 // The common case (one frame queued this turn): no iovec array to fill.
-                stream.write(&self.bufs[0])
+                sock.send(&self.bufs[0])
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
@@ -71,7 +72,7 @@ impl OutQueue {
                     *slot = IoSlice::new(b);
                     count += 1;
                 }
-                stream.write_vectored(&slices[..count])
+                sock.send_vectored(&slices[..count])
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
