@@ -418,7 +418,7 @@ impl Server {
             };
             self.flush_conn(key);
             written += 1;
-            if written % FLUSH_CLOCK_EVERY == 0 && Instant::now() >= deadline {
+            if written.is_multiple_of(FLUSH_CLOCK_EVERY) && Instant::now() >= deadline {
                 if !self.dirty.is_empty() {
                     self.metrics.flush_slices_cut += 1;
                 }
