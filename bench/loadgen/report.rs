@@ -198,19 +198,22 @@ fn describe(scenario: &str, runs: &[&Value]) -> String {
     }
 }
 
+/// The order of the scenarios in the report and the plot.
+pub const SCENARIO_ORDER: [&str; 6] = [
+    "room-broadcast",
+    "capacity",
+    "chat-rooms",
+    "notify",
+    "churn",
+    "idle",
+];
+
 /// The markdown report.
 pub fn markdown(results: &[Value], header: &str) -> String {
     let g = group(results);
     let mut md = String::new();
     let _ = writeln!(md, "{header}");
-    for sc in [
-        "room-broadcast",
-        "capacity",
-        "chat-rooms",
-        "notify",
-        "churn",
-        "idle",
-    ] {
+    for sc in SCENARIO_ORDER {
         let Some(cells) = g.get(sc) else { continue };
         let all: Vec<&Value> = cells
             .values()

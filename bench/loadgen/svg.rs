@@ -353,13 +353,11 @@ pub fn plot(results: &[Value], title: &str) -> String {
         &fan,
     );
     let mut groups = Vec::new();
-    for sc in [
-        "room-broadcast",
-        "capacity",
-        "chat-rooms",
-        "notify",
-        "churn",
-    ] {
+    // Idle runs deliver nothing.
+    for sc in crate::report::SCENARIO_ORDER
+        .into_iter()
+        .filter(|&s| s != "idle")
+    {
         let Some(cells) = g.get(sc) else { continue };
         let mut ns: Vec<u64> = cells.keys().map(|k| k.2).collect();
         ns.sort_unstable();
