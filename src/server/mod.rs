@@ -187,7 +187,7 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.dirty.is_empty() {
+            let timeout = if !self.output_owed() {
                 self.timers.next_timeout(Instant::now())
             } else {
                 // Output is still owed from the last slice: look at input, then go on writing.
@@ -414,17 +414,25 @@ impl Server {
                 self.flush_polls();
             }
             let Some(key) = self.dirty.pop_front() else {
-                return;
+                if self.dirty_polls.is_empty() {
+                    return;
+                }
+                continue;
             };
             self.flush_conn(key);
             written += 1;
             if written.is_multiple_of(FLUSH_CLOCK_EVERY) && Instant::now() >= deadline {
-                if !self.dirty.is_empty() {
+                if self.output_owed() {
                     self.metrics.flush_slices_cut += 1;
                 }
                 return;
             }
         }
+    }
+
+    /// Output is queued that the last flush did not get to.
+    fn output_owed(&self) -> bool {
+        !self.dirty.is_empty() || !self.dirty_polls.is_empty()
     }
 
     /// Writes a connection's queue; re-arms writability when the socket is full.
