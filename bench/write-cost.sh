@@ -4,7 +4,8 @@
 # Starts `sio-edge --bench` on core 0, drives it from core 1 with sio-bench, and counts the
 # server's write syscalls (send, sendmsg, write, writev) and its CPU time with `perf stat`
 # over SECONDS in the middle of the load. Prints writes/s, frames per write and CPU us per
-# write. Needs perf with syscall tracepoints (root, or kernel.perf_event_paranoid <= -1).
+# write. Needs perf with syscall tracepoints (root, or kernel.perf_event_paranoid <= -1),
+# taskset and ss. SIO_EDGE_BIN=path measures another sio-edge build (default target/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
@@ -12,6 +13,7 @@ rate=${2:-50}
 window=${3:-2}
 command -v perf >/dev/null || { echo "bench/write-cost.sh: perf is missing (apt-get install linux-perf)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "bench/write-cost.sh: taskset is missing (util-linux)" >&2; exit 1; }
+command -v ss >/dev/null || { echo "bench/write-cost.sh: ss is missing (iproute2)" >&2; exit 1; }
 cargo build --release --quiet --bin sio-edge --bin sio-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
