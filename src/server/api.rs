@@ -25,7 +25,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            // Slice bytes, not `s`: a multi-byte character after `%` is not a char boundary.
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -395,5 +397,16 @@ impl Server {
         g.recovery_sessions = self.recovery.saved() as u64;
         g.extra = self.dependency_metrics();
         metrics::render(&self.metrics, &g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decode_multibyte_after_percent_does_not_panic() {
+        assert_eq!(percent_decode("%aé"), "%aé");
+        assert_eq!(percent_decode("a%2Fb%"), "a/b%");
     }
 }
