@@ -93,8 +93,8 @@ impl OutQueue {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if super::would_block(&e) => break,
+                Err(e) if super::interrupted(&e) => continue,
                 Err(e) => return Err(e),
             }
         }

@@ -129,19 +129,17 @@ impl Server {
             };
             if body_len > limit {
                 self.metrics.protocol_errors += 1;
-                let sid = parsed.query_param("sid").map(str::to_owned);
-                let origin = parsed.origin.map(str::to_owned);
                 log::warn!(
                     "request body of {body_len} bytes over the {limit}-byte limit on {}",
                     parsed.path
                 );
-                if let (Route::Engine(_), Some(sid)) = (&route, sid) {
-                    if let Some(&s) = self.sids.get(&sid) {
+                if let (Route::Engine(_), Some(sid)) = (&route, parsed.query_param("sid")) {
+                    if let Some(&s) = self.sids.get(sid) {
                         self.close_session(s, super::engine::CloseReason::PayloadTooLarge);
                     }
                 }
                 let resp = self
-                    .cors(origin.as_deref(), Response::new(413))
+                    .cors(parsed.origin, Response::new(413))
                     .json(error_json(&format!("body larger than {limit} bytes")));
                 self.respond(key, resp, false);
                 return input.len();

@@ -373,10 +373,7 @@ impl Server {
 
     pub(crate) fn mark_dirty(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push_back(key);
-            }
+            owe_flush(&mut self.dirty, conn, key);
         }
     }
 
@@ -399,7 +396,8 @@ impl Server {
             self.close_conn(key, "slow client: outbound queue full");
             return false;
         }
-        self.mark_dirty(key);
+        // Runs once per broadcast recipient: mark the connection already in hand.
+        owe_flush(&mut self.dirty, conn, key);
         true
     }
 
@@ -449,9 +447,6 @@ impl Server {
                 return;
             }
         }
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
         let token = Token(FIRST_CONN + key);
         if conn.out.is_empty() {
             if conn.close_after_flush {
@@ -648,6 +643,14 @@ impl Server {
     pub(crate) fn next_uid(&mut self) -> u64 {
         self.next_uid += 1;
         self.next_uid
+    }
+}
+
+/// Puts connection `key` at the back of the flush FIFO unless it is already on it.
+fn owe_flush(dirty: &mut VecDeque<usize>, conn: &mut Conn, key: usize) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push_back(key);
     }
 }
 

@@ -115,8 +115,7 @@ pub struct Session {
 impl Server {
     /// Handles a request on the Engine.IO path (checks in the reference server's order).
     pub(crate) fn on_engine_request(&mut self, key: usize, req: Req, endpoint: Endpoint) {
-        let origin = req.origin.clone();
-        let origin = origin.as_deref();
+        let origin = req.origin.as_deref();
         let is_ws = match req.transport.as_deref() {
             Some("polling") => false,
             Some("websocket") => true,
@@ -256,9 +255,8 @@ impl Server {
                 .body("text/plain; charset=UTF-8", open);
             self.respond(key, resp, req.keep_alive);
         }
-        let now = opened;
         self.timers.at(
-            now + self.config.ping_interval,
+            opened + self.config.ping_interval,
             Timer::Ping {
                 session: s,
                 uid,
@@ -267,7 +265,7 @@ impl Server {
         );
         if endpoint == Endpoint::SocketIo {
             self.timers.at(
-                now + self.config.connect_timeout,
+                opened + self.config.connect_timeout,
                 Timer::ConnectTimeout { session: s, uid },
             );
         }
@@ -319,10 +317,12 @@ impl Server {
 
     /// Bytes waiting to go to a session's client.
     pub(crate) fn backlog(&self, s: usize) -> usize {
-        match self.sessions.get(s).map(|x| x.transport) {
-            Some(Transport::WebSocket(c)) => self.conns.get(c).map_or(0, |c| c.out.len()),
-            Some(Transport::Polling) => self.sessions[s].queued_bytes,
-            None => 0,
+        let Some(session) = self.sessions.get(s) else {
+            return 0;
+        };
+        match session.transport {
+            Transport::WebSocket(c) => self.conns.get(c).map_or(0, |c| c.out.len()),
+            Transport::Polling => session.queued_bytes,
         }
     }
 

@@ -96,11 +96,14 @@ impl Server {
             }
             return;
         }
-        let items: Vec<Rc<Outbound>> = session.queue.drain(..).collect();
+        let encodes = &self.encodes;
+        let bodies: Vec<Bytes> = session
+            .queue
+            .drain(..)
+            .map(|m| m.polling(encodes))
+            .collect();
         session.queued_bytes = 0;
-        let bodies: Vec<Bytes> = items.iter().map(|m| m.polling(&self.encodes)).collect();
-        let len = bodies.iter().map(Bytes::len).sum::<usize>() + bodies.len() - 1;
-        self.answer_poll_parts(s, c, bodies, len);
+        self.answer_poll_parts(s, c, bodies);
         if self
             .sessions
             .get(s)
@@ -111,12 +114,13 @@ impl Server {
     }
 
     pub(super) fn answer_poll(&mut self, s: usize, c: usize, body: Bytes) {
-        let len = body.len();
-        self.answer_poll_parts(s, c, vec![body], len);
+        self.answer_poll_parts(s, c, vec![body]);
     }
 
     /// Writes the held GET's response: one head, then the shared bodies joined by `\x1e`.
-    pub(super) fn answer_poll_parts(&mut self, s: usize, c: usize, bodies: Vec<Bytes>, len: usize) {
+    /// `bodies` is never empty.
+    pub(super) fn answer_poll_parts(&mut self, s: usize, c: usize, bodies: Vec<Bytes>) {
+        let len = bodies.iter().map(Bytes::len).sum::<usize>() + bodies.len() - 1;
         let session = &mut self.sessions[s];
         session.poll_conn = None;
         let origin = session.poll_origin.take();
