@@ -262,10 +262,7 @@ fn rejected(e: &rskafka::client::error::Error) -> bool {
 
 /// Record timestamp (chrono's `clock` feature is not enabled by rskafka).
 fn now_utc() -> rskafka::chrono::DateTime<rskafka::chrono::Utc> {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let ms = i64::try_from(crate::store::now_ms()).unwrap_or(i64::MAX);
     rskafka::chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 

@@ -398,34 +398,20 @@ impl Worker {
                 .and_then(|m| m.get(partition))
                 .copied()
                 .unwrap_or(-1);
-            let remembered = self
-                .committed
-                .get(topic)
-                .and_then(|m| m.get(partition))
-                .copied();
             let offset = if stored >= 0 {
                 stored
-            } else if self.known.contains(&key) && remembered.is_some() {
+            } else {
                 // We were reading this partition but the broker lost our commit: its storage
                 // was reset, so our old position means nothing in the new log. Start at its
                 // beginning; starting at the latest offset would skip every event produced
                 // since it came back, and dedup by id absorbs any repeat.
-                let at = pc
-                    .get_offset(Reset::Earliest.at())
-                    .await
-                    .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
-                log::info!(
-                    "kafka: {topic}/{partition}: group {} lost its committed offset; restarting at the earliest offset {at}",
-                    self.cfg.group_id
-                );
-                to_commit
-                    .entry(topic.clone())
-                    .or_default()
-                    .insert(*partition, at);
-                at
-            } else {
+                let lost = self.known.contains(&key)
+                    && self
+                        .committed
+                        .get(topic)
+                        .is_some_and(|m| m.contains_key(partition));
                 let appeared = mid_session || (self.started && !self.known.contains(&key));
-                let reset = if appeared || !self.cfg.start_at_latest {
+                let reset = if lost || appeared || !self.cfg.start_at_latest {
                     Reset::Earliest
                 } else {
                     Reset::Latest
@@ -434,11 +420,18 @@ impl Worker {
                     .get_offset(reset.at())
                     .await
                     .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
-                log::info!(
-                    "kafka: {topic}/{partition}: no committed offset for group {}; starting at the {} offset {at}",
-                    self.cfg.group_id,
-                    if reset == Reset::Latest { "latest" } else { "earliest" },
-                );
+                if lost {
+                    log::info!(
+                        "kafka: {topic}/{partition}: group {} lost its committed offset; restarting at the earliest offset {at}",
+                        self.cfg.group_id
+                    );
+                } else {
+                    log::info!(
+                        "kafka: {topic}/{partition}: no committed offset for group {}; starting at the {} offset {at}",
+                        self.cfg.group_id,
+                        if reset == Reset::Latest { "latest" } else { "earliest" },
+                    );
+                }
                 to_commit
                     .entry(topic.clone())
                     .or_default()

@@ -2,10 +2,9 @@
 //! reject, end, and `call:signal` relayed only to a participant's sockets in the call room.
 //! Media never passes the server.
 
-use super::validate::{json_len, Outcome, Payload, Refusal};
+use super::validate::{id_value, json_len, Outcome, Payload, Refusal};
 use crate::server::sio::Target;
 use crate::server::Server;
-use crate::store::grants::valid_id;
 use crate::timer::Timer;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -52,22 +51,18 @@ impl Server {
             return Err(Refusal::invalid("`kind` must be voice, video or screen"));
         }
         let to: Vec<String> = match p.get("to") {
-            Some(Value::String(s)) if valid_id(s) => vec![s.clone()],
-            Some(Value::Number(n)) => vec![n.to_string()],
             Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_INVITEES => a
                 .iter()
-                .map(|v| match v {
-                    Value::String(s) if valid_id(s) => Ok(s.clone()),
-                    Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(Refusal::invalid("`to` must be user ids")),
-                })
+                .map(|v| id_value(v).ok_or_else(|| Refusal::invalid("`to` must be user ids")))
                 .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(Refusal::invalid(format!(
+            v => v.and_then(id_value).map(|id| vec![id]).ok_or_else(|| {
+                Refusal::invalid(format!(
                     "`to` must be a user id or 1 to {MAX_INVITEES} user ids"
-                )))
-            }
+                ))
+            })?,
         };
+        // Inviting yourself is a no-op.
+        let invitees: Vec<String> = to.into_iter().filter(|u| u != user).collect();
         if self.sockets[sock].ns != 0 {
             return Err(Refusal::forbidden("calls live in the main namespace"));
         }
@@ -77,11 +72,11 @@ impl Server {
             Some(c) if c.initiator != user && !c.participants.contains(user) => {
                 return Err(Refusal::forbidden("call id in use"))
             }
-            Some(c) => c.invited.extend(to.iter().filter(|u| *u != user).cloned()),
+            Some(c) => c.invited.extend(invitees.iter().cloned()),
             None => {
                 let mut participants = BTreeSet::new();
                 participants.insert(user.to_owned());
-                let invited = to.iter().filter(|u| *u != user).cloned().collect();
+                let invited = invitees.iter().cloned().collect();
                 self.app.calls.insert(
                     call_id.clone(),
                     Call {
@@ -95,18 +90,10 @@ impl Server {
             }
         }
         self.grants.grant(&room, user);
-        if !self.join(sock, &room) {
-            return Err(Refusal::new(
-                "too_many_rooms",
-                format!(
-                    "at most {} rooms per socket",
-                    crate::server::sio::MAX_ROOMS_PER_SOCKET
-                ),
-            ));
-        }
+        self.join_checked(sock, &room)?;
         let deadline = Instant::now() + INVITE_TIMEOUT;
         let call_uid = self.app.calls.get(&call_id).map_or(0, |c| c.uid);
-        for invitee in to.iter().filter(|u| *u != user) {
+        for invitee in &invitees {
             self.grants.grant(&room, invitee);
             self.mirror_grant(&room, invitee, true);
             let rooms = [format!("user:{invitee}")];

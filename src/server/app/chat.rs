@@ -33,10 +33,10 @@ impl Server {
         let key = (user.to_owned(), conv.clone());
         // Generations are unique for the process: a timer of an earlier indicator of the same
         // user and conversation never matches a new one.
-        let fresh = self.next_uid();
+        let gen = self.next_uid();
         let relay = match self.app.typing.get_mut(&key) {
             Some(t) => {
-                t.gen = fresh;
+                t.gen = gen;
                 t.socket = sock;
                 let due = now.duration_since(t.last_relay) >= TYPING_RELAY_EVERY;
                 if due {
@@ -46,17 +46,16 @@ impl Server {
             }
             None => {
                 self.app.typing.insert(
-                    key.clone(),
+                    key,
                     Typing {
                         socket: sock,
-                        gen: fresh,
+                        gen,
                         last_relay: now,
                     },
                 );
                 true
             }
         };
-        let gen = self.app.typing[&key].gen;
         self.timers.at(
             now + TYPING_TIMEOUT,
             Timer::TypingExpire {

@@ -269,15 +269,7 @@ impl Server {
         let class = p.id("classId")?;
         let room = format!("class:{class}");
         self.may_join(sock, &room)?;
-        if !self.join(sock, &room) {
-            return Err(Refusal::new(
-                "too_many_rooms",
-                format!(
-                    "at most {} rooms per socket",
-                    crate::server::sio::MAX_ROOMS_PER_SOCKET
-                ),
-            ));
-        }
+        self.join_checked(sock, &room)?;
         Ok(json!({"ok": true, "viewers": self.viewers(&class)}))
     }
 

@@ -230,31 +230,30 @@ impl Server {
         p: Payload,
         attachments: Vec<Bytes>,
     ) -> Outcome {
-        let user = user.to_owned();
         match name {
-            "room:join" => self.room_join(sock, &user, &p),
+            "room:join" => self.room_join(sock, user, &p),
             "room:leave" => self.room_leave(sock, &p),
             "presence:subscribe" => self.presence_subscribe(sock, &p),
             "presence:unsubscribe" => self.presence_unsubscribe(sock, &p),
-            "typing:start" => self.typing_start(sock, &user, &p),
-            "typing:stop" => self.typing_stop(sock, &user, &p),
-            "message:new" => self.message_new(sock, &user, &p),
-            "message:delivered" | "message:read" => self.receipt(sock, &user, name, &p),
-            "reaction:add" | "reaction:remove" => self.reaction(sock, &user, name, &p),
-            "notification:read" => self.notification_read(&user, &p),
-            "call:invite" => self.call_invite(sock, &user, &p),
-            "call:accept" => self.call_accept(sock, &user, &p),
-            "call:reject" => self.call_reject(sock, &user, &p),
-            "call:end" => self.call_end(sock, &user, &p),
-            "call:signal" => self.call_signal(sock, &user, p),
-            "document:edit" => self.document_edit(sock, &user, p, attachments),
-            "document:cursor" => self.document_cursor(sock, &user, p),
-            "whiteboard:stroke" => self.whiteboard_stroke(sock, &user, p, attachments),
-            "file:shared" => self.file_shared(sock, &user, &p),
-            "quiz:answer" => self.quiz_answer(sock, &user, &p),
-            "class:join" => self.class_join(sock, &user, &p),
+            "typing:start" => self.typing_start(sock, user, &p),
+            "typing:stop" => self.typing_stop(sock, user, &p),
+            "message:new" => self.message_new(sock, user, &p),
+            "message:delivered" | "message:read" => self.receipt(sock, user, name, &p),
+            "reaction:add" | "reaction:remove" => self.reaction(sock, user, name, &p),
+            "notification:read" => self.notification_read(user, &p),
+            "call:invite" => self.call_invite(sock, user, &p),
+            "call:accept" => self.call_accept(sock, user, &p),
+            "call:reject" => self.call_reject(sock, user, &p),
+            "call:end" => self.call_end(sock, user, &p),
+            "call:signal" => self.call_signal(sock, user, p),
+            "document:edit" => self.document_edit(sock, user, p, attachments),
+            "document:cursor" => self.document_cursor(sock, user, p),
+            "whiteboard:stroke" => self.whiteboard_stroke(sock, user, p, attachments),
+            "file:shared" => self.file_shared(sock, user, &p),
+            "quiz:answer" => self.quiz_answer(sock, user, &p),
+            "class:join" => self.class_join(sock, user, &p),
             "class:leave" => self.class_leave(sock, &p),
-            "class:message" => self.class_message(sock, &user, &p),
+            "class:message" => self.class_message(sock, user, &p),
             _ => Err(Refusal::new(
                 "unknown_event",
                 format!("no handler for {name:?}"),
@@ -358,6 +357,21 @@ impl Server {
             if !others {
                 self.call_participant_left(&call, &user);
             }
+        }
+    }
+
+    /// Joins `room`, refusing when the socket is already in the most rooms it may be in.
+    fn join_checked(&mut self, sock: usize, room: &str) -> Result<(), Refusal> {
+        if self.join(sock, room) {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "too_many_rooms",
+                format!(
+                    "at most {} rooms per socket",
+                    crate::server::sio::MAX_ROOMS_PER_SOCKET
+                ),
+            ))
         }
     }
 

@@ -2,10 +2,9 @@
 //! conversation or group with the user and to explicit subscribers (sockets in the internal
 //! room `presence:<userId>`); plus the offline notification mailbox delivered on connect.
 
-use super::validate::{Outcome, Payload, Refusal};
+use super::validate::{id_value, Outcome, Payload, Refusal};
 use crate::server::sio::Target;
 use crate::server::Server;
-use crate::store::grants::valid_id;
 use crate::timer::Timer;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -17,8 +16,14 @@ impl Server {
     /// Conversation and group rooms the socket's user is granted (claims and API).
     fn share_rooms(&self, sock: usize) -> Vec<String> {
         let socket = &self.sockets[sock];
-        let mut rooms: Vec<String> = socket.claim_rooms.to_vec();
-        if let Some(u) = &socket.user {
+        self.share_rooms_of(socket.user.as_deref(), &socket.claim_rooms)
+    }
+
+    /// The conversation and group rooms, among `claim_rooms` and `user`'s API grants, that
+    /// hear `user`'s presence transitions; sorted, without repeats.
+    pub(crate) fn share_rooms_of(&self, user: Option<&str>, claim_rooms: &[String]) -> Vec<String> {
+        let mut rooms: Vec<String> = claim_rooms.to_vec();
+        if let Some(u) = user {
             rooms.extend(self.grants.rooms_of(u).cloned());
         }
         rooms.retain(|r| r.starts_with("conversation:") || r.starts_with("group:"));
@@ -95,8 +100,9 @@ impl Server {
         }
     }
 
-    fn presence_states(&self, users: &[String]) -> Map<String, Value> {
-        users
+    /// `GET /api/presence` body for these users: their local states.
+    pub(crate) fn presence_json(&self, users: &[String]) -> Value {
+        let states: Map<String, Value> = users
             .iter()
             .map(|u| {
                 let s = self.presence.state(u);
@@ -105,12 +111,8 @@ impl Server {
                     json!({"online": s.online, "lastSeen": s.last_seen}),
                 )
             })
-            .collect()
-    }
-
-    /// `GET /api/presence` body for these users.
-    pub(crate) fn presence_json(&self, users: &[String]) -> Value {
-        Value::Object(self.presence_states(users))
+            .collect();
+        Value::Object(states)
     }
 
     fn user_ids(p: &Payload) -> Result<Vec<String>, Refusal> {
@@ -123,10 +125,9 @@ impl Server {
             )));
         }
         ids.iter()
-            .map(|v| match v {
-                Value::String(s) if valid_id(s) => Ok(s.clone()),
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(Refusal::invalid("`userIds` must be an array of user ids")),
+            .map(|v| {
+                id_value(v)
+                    .ok_or_else(|| Refusal::invalid("`userIds` must be an array of user ids"))
             })
             .collect()
     }
@@ -154,7 +155,7 @@ impl Server {
         if self.presence_subscribe_deferred(sock, &ids, self.current_ack) {
             return Err(Refusal::deferred());
         }
-        let states = Value::Object(self.presence_states(&ids));
+        let states = self.presence_json(&ids);
         self.emit_to(
             sock,
             "user:presence",

@@ -43,15 +43,7 @@ impl Server {
             }
             return Err(refusal);
         }
-        if !self.join(sock, &room) {
-            return Err(Refusal::new(
-                "too_many_rooms",
-                format!(
-                    "at most {} rooms per socket",
-                    crate::server::sio::MAX_ROOMS_PER_SOCKET
-                ),
-            ));
-        }
+        self.join_checked(sock, &room)?;
         Ok(json!({"ok": true}))
     }
 

@@ -61,11 +61,11 @@ impl Payload {
     /// Missing or malformed.
     pub fn id(&self, field: &str) -> Result<String, Refusal> {
         match self.0.get(field) {
-            Some(Value::String(s)) if valid_id(s) => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(_) => Err(Refusal::invalid(format!(
-                "`{field}` must be an id of 1 to 128 characters [A-Za-z0-9_.:@-]"
-            ))),
+            Some(v) => id_value(v).ok_or_else(|| {
+                Refusal::invalid(format!(
+                    "`{field}` must be an id of 1 to 128 characters [A-Za-z0-9_.:@-]"
+                ))
+            }),
             None => Err(Refusal::invalid(format!("`{field}` is required"))),
         }
     }
@@ -108,6 +108,15 @@ impl Payload {
 
     pub fn take(&mut self, field: &str) -> Option<Value> {
         self.0.remove(field)
+    }
+}
+
+/// An id given as a string (1 to 128 of `[A-Za-z0-9_.:@-]`) or a number, as a string.
+pub fn id_value(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if valid_id(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

@@ -275,9 +275,7 @@ impl Server {
         users: &[String],
         keep_alive: bool,
     ) -> bool {
-        let mut args = vec![PREFIX.to_owned()];
-        args.extend(users.iter().cloned());
-        let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
+        let q = self.cluster.presence_query(users);
         let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
             return false;
         };
@@ -301,9 +299,7 @@ impl Server {
         users: &[String],
         ack: Option<u64>,
     ) -> bool {
-        let mut args = vec![PREFIX.to_owned()];
-        args.extend(users.iter().cloned());
-        let q = eval(PRESENCE_QUERY, &[self.cluster.nodes_key()], &args);
+        let q = self.cluster.presence_query(users);
         let socket_id = self.sockets[sock].id.clone();
         self.cluster.query(
             vec![q],
@@ -340,6 +336,15 @@ impl Server {
             }
             _ => self.presence_json(users),
         }
+    }
+}
+
+impl Cluster {
+    /// PRESENCE_QUERY for `users`; [`Server::cluster_states`] reads its reply.
+    fn presence_query(&self, users: &[String]) -> redis::Cmd {
+        let mut args = vec![PREFIX.to_owned()];
+        args.extend(users.iter().cloned());
+        eval(PRESENCE_QUERY, &[self.nodes_key()], &args)
     }
 }
 

@@ -204,6 +204,35 @@ fn as_string(v: &redis::Value) -> Option<String> {
     }
 }
 
+/// The strings of an array reply; empty for any other reply.
+fn string_items(v: Option<&redis::Value>) -> Vec<String> {
+    match v {
+        Some(redis::Value::Array(items)) => items.iter().filter_map(as_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `DEL key`, `HSET key field value` for each entry, then `PEXPIRE key ttl_ms`: a per-node
+/// mirror hash written whole.
+fn replace_hash<F: redis::ToRedisArgs>(
+    key: &str,
+    entries: impl IntoIterator<Item = (F, u32)>,
+    ttl_ms: u64,
+) -> Vec<redis::Cmd> {
+    let mut del = cmd("DEL");
+    del.arg(key);
+    let mut cmds = vec![del];
+    for (field, n) in entries {
+        let mut c = cmd("HSET");
+        c.arg(key).arg(field).arg(n);
+        cmds.push(c);
+    }
+    let mut exp = cmd("PEXPIRE");
+    exp.arg(key).arg(ttl_ms);
+    cmds.push(exp);
+    cmds
+}
+
 impl Server {
     /// Starts the helper threads the configuration asks for.
     pub(crate) fn start_cluster(&mut self) {
@@ -316,34 +345,18 @@ impl Server {
 
     /// Writes this node's whole state after (re)connecting: presence counts and API grants.
     fn resync_redis(&mut self) {
-        let mut cmds = Vec::new();
         let pkey = self.cluster.presence_key();
-        let mut del = cmd("DEL");
-        del.arg(&pkey);
-        cmds.push(del);
-        for (user, n) in self.presence.local_counts() {
-            let mut c = cmd("HSET");
-            c.arg(&pkey).arg(user).arg(n);
-            cmds.push(c);
-        }
-        let mut exp = cmd("PEXPIRE");
-        exp.arg(&pkey).arg(PRESENCE_TTL_MS);
-        cmds.push(exp);
+        let mut cmds = replace_hash(&pkey, self.presence.local_counts(), PRESENCE_TTL_MS);
         for (room, user) in self.grants.all() {
             cmds.extend(self.grant_cmds(room, user, true));
         }
         let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
-        let mut del = cmd("DEL");
-        del.arg(&mkey);
-        cmds.push(del);
-        for ((room, user), n) in &self.cluster.memberships {
-            let mut c = cmd("HSET");
-            c.arg(&mkey).arg(format!("{room}\t{user}")).arg(*n);
-            cmds.push(c);
-        }
-        let mut exp = cmd("PEXPIRE");
-        exp.arg(&mkey).arg(PRESENCE_TTL_MS);
-        cmds.push(exp);
+        let members = self
+            .cluster
+            .memberships
+            .iter()
+            .map(|((room, user), n)| (format!("{room}\t{user}"), *n));
+        cmds.extend(replace_hash(&mkey, members, PRESENCE_TTL_MS));
         self.cluster.write(cmds);
     }
 
@@ -373,7 +386,7 @@ impl Server {
     }
 
     fn on_redis_reply(&mut self, p: Pending, result: Result<Vec<redis::Value>, String>) {
-        let first = result.as_ref().ok().and_then(|v| v.first().cloned());
+        let first = result.as_ref().ok().and_then(|v| v.first());
         match p {
             Pending::Join {
                 sock,
@@ -385,7 +398,7 @@ impl Server {
                 if !self.same_socket(sock, &socket_id) {
                     return;
                 }
-                let granted = first.as_ref().and_then(as_i64) == Some(1);
+                let granted = first.and_then(as_i64) == Some(1);
                 let outcome = if granted {
                     self.grants.grant(&room, &user);
                     self.join(sock, &room);
@@ -403,7 +416,7 @@ impl Server {
                 last_seen,
                 rooms,
             } => {
-                let elsewhere = first.as_ref().and_then(as_i64).unwrap_or(0);
+                let elsewhere = first.and_then(as_i64).unwrap_or(0);
                 // Still the same local state? A reconnect during the round trip wins.
                 let local = self.presence.state(&user);
                 if elsewhere == 0 && local.online == online {
@@ -425,35 +438,18 @@ impl Server {
                 room,
                 keep_alive,
             } => {
-                let mut connected: Vec<String> = match first {
-                    Some(redis::Value::Array(items)) => {
-                        items.iter().filter_map(as_string).collect()
-                    }
-                    _ => Vec::new(),
-                };
+                let mut connected = string_items(first);
                 connected.sort();
                 let body = json!({"room": room, "members": self.grants.members(&room), "connected": connected});
                 self.answer_deferred(conn, conn_uid, body, keep_alive);
             }
             Pending::Reap { at } => {
-                let users: Vec<String> = match first {
-                    Some(redis::Value::Array(items)) => {
-                        items.iter().filter_map(as_string).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                for user in users {
+                for user in string_items(first) {
                     if self.presence.state(&user).online {
                         continue;
                     }
                     log::info!("user {user} went offline with a dead node");
-                    let mut rooms: Vec<String> = self
-                        .grants
-                        .rooms_of(&user)
-                        .filter(|r| r.starts_with("conversation:") || r.starts_with("group:"))
-                        .cloned()
-                        .collect();
-                    rooms.sort();
+                    let rooms = self.share_rooms_of(Some(&user), &[]);
                     self.announce_presence(&user, false, Some(at), rooms);
                 }
             }
@@ -486,14 +482,10 @@ impl Server {
                 user,
                 cutoff,
             } => {
-                let entries: Vec<Value> = match first {
-                    Some(redis::Value::Array(items)) => items
-                        .iter()
-                        .filter_map(as_string)
-                        .filter_map(|s| serde_json::from_str(&s).ok())
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let entries: Vec<Value> = string_items(first)
+                    .iter()
+                    .filter_map(|s| serde_json::from_str(s).ok())
+                    .collect();
                 if !self.same_socket(sock, &socket_id) {
                     // The socket left before its notifications arrived: queue them again.
                     for e in entries {
