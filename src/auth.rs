@@ -130,11 +130,11 @@ impl Verifier {
             ErrorKind::InvalidAlgorithmName => AuthError::BadAlgorithm,
             _ => AuthError::Malformed,
         })?;
-        let keys: Vec<&DecodingKey> = match header.alg {
-            Algorithm::HS256 => self.hmac.iter().collect(),
-            Algorithm::RS256 => self.rsa.iter().collect(),
-            Algorithm::ES256 => self.ec.iter().collect(),
-            _ => Vec::new(),
+        let keys: &[DecodingKey] = match header.alg {
+            Algorithm::HS256 => &self.hmac,
+            Algorithm::RS256 => self.rsa.as_slice(),
+            Algorithm::ES256 => self.ec.as_slice(),
+            _ => &[],
         };
         if keys.is_empty() {
             return Err(AuthError::BadAlgorithm);

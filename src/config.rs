@@ -270,6 +270,14 @@ fn parse_num<T: std::str::FromStr>(
     }
 }
 
+/// The trimmed, non-empty items of a comma-separated list.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn env_switch(flag: bool, var: &str, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
     flag || env(var, lookup).is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
@@ -388,11 +396,7 @@ impl Config {
         let mut extra = flags.namespace;
         if extra.is_empty() {
             if let Some(list) = env("SOCKET_IO_NAMESPACES", lookup) {
-                extra = list
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                extra = comma_list(&list);
             }
         }
         for ns in extra {
@@ -467,22 +471,16 @@ impl Config {
                 )));
             }
         }
-        let list = |v: String| -> Vec<String> {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
         if let Some(brokers) = flags
             .kafka_brokers
             .or_else(|| env("KAFKA_BROKERS", lookup))
-            .map(list)
+            .map(|v| comma_list(&v))
             .filter(|b| !b.is_empty())
         {
             let topics = flags
                 .kafka_topics
                 .or_else(|| env("KAFKA_TOPICS", lookup))
-                .map(list)
+                .map(|v| comma_list(&v))
                 .unwrap_or_else(|| vec!["realtime-events".into()]);
             if topics.is_empty() {
                 return Err(bad("KAFKA_TOPICS names no topic"));

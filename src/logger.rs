@@ -14,7 +14,11 @@ impl Logger {
     fn level_for(&self, target: &str) -> LevelFilter {
         self.modules
             .iter()
-            .filter(|(m, _)| target == m || target.starts_with(&format!("{m}::")))
+            .filter(|(m, _)| {
+                target
+                    .strip_prefix(m.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
             .max_by_key(|(m, _)| m.len())
             .map_or(self.default, |(_, l)| *l)
     }

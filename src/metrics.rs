@@ -71,15 +71,19 @@ pub struct Gauges {
     pub extra: String,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+fn metric(out: &mut String, kind: &str, name: &str, help: &str, v: u64) {
     let _ = writeln!(
         out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
     );
 }
 
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    metric(out, "counter", name, help, v);
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    metric(out, "gauge", name, help, v);
 }
 
 /// Renders everything in the Prometheus text exposition format.

@@ -20,8 +20,6 @@ pub struct Request<'a> {
     pub connection_keep_alive: bool,
     /// `Upgrade: websocket` together with `Connection: upgrade`.
     pub upgrade_websocket: bool,
-    upgrade_header_websocket: bool,
-    connection_upgrade: bool,
     pub ws_key: Option<&'a str>,
     pub ws_version: Option<&'a str>,
     pub origin: Option<&'a str>,
@@ -86,18 +84,32 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
         head_len,
         ..Request::default()
     };
+    let (mut upgrade_header_websocket, mut connection_upgrade) = (false, false);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             // RFC 9112: 1*DIGIT. Anything else leaves the framing unknown.
-            let v = trim_ascii(h.value);
+            let v = h.value.trim_ascii();
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(RequestError::BadContentLength);
             }
+            let n = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(RequestError::BadContentLength)?;
+            if out.content_length.is_some_and(|old| old != n) {
+                return Err(RequestError::BadContentLength);
+            }
+            out.content_length = Some(n);
+            continue;
         }
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Only codings ending in `chunked` have a defined length (answered 411 later); anything else,
             // or a second header, would desync framing with a proxy in front.
-            let codings: Vec<&[u8]> = h.value.split(|&b| b == b',').map(trim_ascii).collect();
+            let codings: Vec<&[u8]> = h
+                .value
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .collect();
             let chunked_last = codings
                 .last()
                 .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
@@ -117,24 +129,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
         };
         let value = value.trim();
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = value.parse().map_err(|_| RequestError::BadContentLength)?;
-            if out.content_length.is_some_and(|old| old != n) {
-                return Err(RequestError::BadContentLength);
-            }
-            out.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     out.connection_close = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     out.connection_keep_alive = true;
                 } else if token.eq_ignore_ascii_case("upgrade") {
-                    out.connection_upgrade = true;
+                    connection_upgrade = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
-            out.upgrade_header_websocket = value.eq_ignore_ascii_case("websocket");
+            upgrade_header_websocket = value.eq_ignore_ascii_case("websocket");
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             out.ws_key = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
@@ -149,7 +155,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
             out.acr_headers = Some(value);
         }
     }
-    out.upgrade_websocket = out.upgrade_header_websocket && out.connection_upgrade;
+    out.upgrade_websocket = upgrade_header_websocket && connection_upgrade;
     Ok(Some(out))
 }
 
@@ -159,18 +165,6 @@ pub fn query_param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == key).then_some(v)
     })
-}
-
-fn trim_ascii(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 impl<'a> Request<'a> {

@@ -60,11 +60,7 @@ impl Response {
     /// Finishes the head (with Content-Length and, if asked, `Connection: close`) and returns
     /// head and body as one buffer.
     pub fn finish(mut self, close: bool) -> Bytes {
-        if close {
-            self.head.extend_from_slice(b"Connection: close\r\n");
-        }
-        self.head
-            .extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+        self.end_head(self.body.len(), close);
         self.head.extend_from_slice(&self.body);
         Bytes::from(self.head)
     }
@@ -72,12 +68,17 @@ impl Response {
     /// Finishes a head whose body follows separately (the polling GET body), returning the head.
     pub fn finish_head(mut self, content_type: &str, body_len: usize, close: bool) -> Bytes {
         self = self.header("Content-Type", content_type);
+        self.end_head(body_len, close);
+        Bytes::from(self.head)
+    }
+
+    /// Appends `Connection: close` if asked, `Content-Length` and the blank line.
+    fn end_head(&mut self, body_len: usize, close: bool) {
         if close {
             self.head.extend_from_slice(b"Connection: close\r\n");
         }
         self.head
             .extend_from_slice(format!("Content-Length: {body_len}\r\n\r\n").as_bytes());
-        Bytes::from(self.head)
     }
 }
 
