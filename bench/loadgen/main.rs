@@ -372,6 +372,9 @@ fn write_reports(
 }
 
 fn report(r: ReportCmd) -> Result<ExitCode, String> {
+    if r.input.is_empty() {
+        return Err("give at least one --input file of JSON lines".into());
+    }
     let mut results = Vec::new();
     for p in &r.input {
         let text =
@@ -385,9 +388,6 @@ fn report(r: ReportCmd) -> Result<ExitCode, String> {
                 .map_err(|e| format!("{}:{}: not a JSON line: {e}", p.display(), i + 1))?;
             results.push(v);
         }
-    }
-    if r.input.is_empty() {
-        return Err("give at least one --input file of JSON lines".into());
     }
     if r.md.is_none() {
         print!("{}", report::markdown(&results, &r.title));

@@ -146,11 +146,8 @@ impl SeqTrack {
             return Seen::InOrder;
         }
         if seq > next {
-            for s in next..seq {
-                if self.missing.len() < MAX_MISSING {
-                    self.missing.push(s);
-                }
-            }
+            let room = MAX_MISSING.saturating_sub(self.missing.len());
+            self.missing.extend((next..seq).take(room));
             self.next = Some(seq + 1);
             return Seen::Gap(seq - next);
         }
