@@ -13,10 +13,8 @@ enum Out<'a> {
     Binary(&'a [u8]),
 }
 
-/// Sends `msgs` on `ws`, then checks that the server closes without a reply, that the error
-/// was counted, and that a new client still gets its echo.
-fn assert_ends_session(server: &Server, mut ws: WsClient, msgs: &[Out<'_>], what: &str) {
-    let before = server.protocol_errors();
+/// Sends each of `msgs` on `ws`.
+fn send_all(ws: &mut WsClient, msgs: &[Out<'_>]) {
     for m in msgs {
         match m {
             Out::Text(t) => ws.send_text(t),
@@ -24,6 +22,13 @@ fn assert_ends_session(server: &Server, mut ws: WsClient, msgs: &[Out<'_>], what
             Out::Binary(b) => ws.send_binary(b),
         }
     }
+}
+
+/// Sends `msgs` on `ws`, then checks that the server closes without a reply, that the error
+/// was counted, and that a new client still gets its echo.
+fn assert_ends_session(server: &Server, mut ws: WsClient, msgs: &[Out<'_>], what: &str) {
+    let before = server.protocol_errors();
+    send_all(&mut ws, msgs);
     let end = ws.expect_closed(what);
     assert!(
         end.texts.is_empty(),
@@ -38,11 +43,23 @@ fn connected(server: &Server, msgs: &[Out<'_>], what: &str) {
     assert_ends_session(server, server.ws_socket(), msgs, what);
 }
 
+/// On one server, each `(text, what)`: a text frame alone from a socket connected to `/`.
+fn each_text_ends_session(server: &Server, cases: &[(&str, &str)]) {
+    for (text, what) in cases {
+        connected(server, &[Out::Text(text)], what);
+    }
+}
+
 #[test]
 fn unknown_engineio_packet_type() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("abc")], "Engine.IO packet `abc`");
-    connected(&server, &[Out::Text("7")], "Engine.IO packet `7`");
+    each_text_ends_session(
+        &server,
+        &[
+            ("abc", "Engine.IO packet `abc`"),
+            ("7", "Engine.IO packet `7`"),
+        ],
+    );
     assert_ends_session(
         &server,
         server.ws_eio(),
@@ -54,77 +71,80 @@ fn unknown_engineio_packet_type() {
 #[test]
 fn empty_engineio_packet() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("")], "empty text frame");
+    each_text_ends_session(&server, &[("", "empty text frame")]);
 }
 
 #[test]
 fn client_ping_is_the_wrong_heartbeat_direction() {
     // Engine.IO v4: the server pings and the client pongs; a client `2` is an error.
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("2")], "client ping `2`");
-    connected(
+    each_text_ends_session(
         &server,
-        &[Out::Text("2probe")],
-        "`2probe` on a WebSocket-only session",
+        &[
+            ("2", "client ping `2`"),
+            ("2probe", "`2probe` on a WebSocket-only session"),
+        ],
     );
 }
 
 #[test]
 fn open_and_upgrade_packets_from_the_client() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("0")], "client OPEN `0`");
-    connected(
+    each_text_ends_session(
         &server,
-        &[Out::Text("5")],
-        "UPGRADE `5` with no upgrade under way",
+        &[
+            ("0", "client OPEN `0`"),
+            ("5", "UPGRADE `5` with no upgrade under way"),
+        ],
     );
 }
 
 #[test]
 fn unknown_socketio_packet_type() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("4abc")], "Socket.IO packet `abc`");
-    connected(
+    each_text_ends_session(
         &server,
-        &[Out::Text("47[\"x\"]")],
-        "Socket.IO packet type 7",
+        &[
+            ("4abc", "Socket.IO packet `abc`"),
+            ("47[\"x\"]", "Socket.IO packet type 7"),
+        ],
     );
 }
 
 #[test]
 fn event_payload_that_is_not_an_array() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text("42{}")], "`42{}`");
-    connected(&server, &[Out::Text("42\"x\"")], "`42\"x\"`");
-    connected(&server, &[Out::Text("42[]")], "`42[]` (no event name)");
-    connected(&server, &[Out::Text("42")], "`42` (no payload)");
-    connected(&server, &[Out::Text("42[\"echo\",1")], "truncated JSON");
+    each_text_ends_session(
+        &server,
+        &[
+            ("42{}", "`42{}`"),
+            ("42\"x\"", "`42\"x\"`"),
+            ("42[]", "`42[]` (no event name)"),
+            ("42", "`42` (no payload)"),
+            ("42[\"echo\",1", "truncated JSON"),
+        ],
+    );
 }
 
 #[test]
 fn reserved_event_name() {
     let server = Server::start(DIAGNOSTICS);
-    connected(
+    each_text_ends_session(
         &server,
-        &[Out::Text(r#"42["disconnect"]"#)],
-        "event named `disconnect`",
+        &[(r#"42["disconnect"]"#, "event named `disconnect`")],
     );
 }
 
 #[test]
 fn non_numeric_ack_id() {
     let server = Server::start(DIAGNOSTICS);
-    connected(&server, &[Out::Text(r#"42abc["x"]"#)], "`42abc[\"x\"]`");
+    each_text_ends_session(&server, &[(r#"42abc["x"]"#, "`42abc[\"x\"]`")]);
 }
 
 #[test]
 fn connect_error_from_the_client() {
     let server = Server::start(DIAGNOSTICS);
-    connected(
-        &server,
-        &[Out::Text(r#"44{"message":"x"}"#)],
-        "client CONNECT_ERROR",
-    );
+    each_text_ends_session(&server, &[(r#"44{"message":"x"}"#, "client CONNECT_ERROR")]);
 }
 
 #[test]
@@ -180,20 +200,13 @@ fn attachment_count_that_does_not_match_the_placeholders() {
 #[test]
 fn malformed_attachment_count() {
     let server = Server::start(DIAGNOSTICS);
-    connected(
+    each_text_ends_session(
         &server,
-        &[Out::Text(r#"45["echo"]"#)],
-        "`45` without a count",
-    );
-    connected(
-        &server,
-        &[Out::Text(r#"45x-["echo"]"#)],
-        "non-numeric count",
-    );
-    connected(
-        &server,
-        &[Out::Text(r#"4599999999999999999999-["echo"]"#)],
-        "huge count",
+        &[
+            (r#"45["echo"]"#, "`45` without a count"),
+            (r#"45x-["echo"]"#, "non-numeric count"),
+            (r#"4599999999999999999999-["echo"]"#, "huge count"),
+        ],
     );
 }
 
@@ -252,13 +265,7 @@ fn garbage_on_an_upgrading_websocket_fails_only_the_upgrade() {
             .target()
             .replace("transport=polling", "transport=websocket");
         let mut ws = server.ws_upgrade(&target);
-        for m in msgs {
-            match m {
-                Out::Text(t) => ws.send_text(t),
-                Out::Bytes(b) => ws.send_raw(&fixture::frame(true, fixture::OP_TEXT, b)),
-                Out::Binary(b) => ws.send_binary(b),
-            }
-        }
+        send_all(&mut ws, msgs);
         let end = ws.expect_closed(what);
         let probe_answer: &[String] = if msgs.len() == 2 {
             &["3probe".to_owned()]

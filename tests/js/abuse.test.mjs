@@ -6,39 +6,30 @@
 // characters other than \n and \t are removed from relayed text.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, emitAck, once, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, refused, emitAck, once, delay } from './fixture.mjs';
 
-const SECRET = 'abuse-secret';
-const KEY = 'abuse-key';
-const sockets = tracker();
-let srv; // default limits
+// The suite's server has the default limits.
+const suite = platformSuite('abuse-secret', 'abuse-key', ['--recovery-window', '0']);
+const { api, connectAs } = suite;
 let limited; // --rate-limit-scale 0.1: chat burst 2 at 0.5/s, typing burst 1
-let api;
 let lapi;
 
 before(async () => {
-  const common = ['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0'];
-  [srv, limited] = await Promise.all([startServer(common), startServer([...common, '--rate-limit-scale', '0.1'])]);
-  api = apiClient(srv.url, KEY);
-  lapi = apiClient(limited.url, KEY);
+  ({ srv: limited, api: lapi } = await suite.startAnother(['--recovery-window', '0', '--rate-limit-scale', '0.1']));
 });
 after(async () => {
-  sockets.closeAll();
-  await Promise.all([srv?.stop(), limited?.stop()]);
+  await limited?.stop();
 });
-
-const connectAs = (sub, claims = {}, url = srv.url) => connectRecorded(url, userToken(SECRET, sub, claims), { track: sockets });
-const refused = (r, code, what) => assert.deepEqual([r.ok, r.error], [false, code], `${what}: ${JSON.stringify(r)}`);
 
 async function pair(url, conv, prefix) {
   const claims = { conversations: [conv] };
-  const [a1, a2, b] = await Promise.all([connectAs(`${prefix}-a`, claims, url), connectAs(`${prefix}-a`, claims, url), connectAs(`${prefix}-b`, claims, url)]);
+  const [a1, a2, b] = await Promise.all([connectAs(`${prefix}-a`, claims, { url }), connectAs(`${prefix}-a`, claims, { url }), connectAs(`${prefix}-b`, claims, { url })]);
   for (const s of [a1, a2, b]) assert.deepEqual(await request(s.socket, 'room:join', { room: `conversation:${conv}` }), { ok: true });
   return { a1, a2, b };
 }
 
 test('malformed payloads: invalid_payload ack, or an error event without ack; nothing relayed', { timeout: 15_000 }, async () => {
-  const { a1, b } = await pair(srv.url, 'ab1', 'ab1');
+  const { a1, b } = await pair(suite.srv.url, 'ab1', 'ab1');
   for (const args of [[], ['ab1'], [42], [null], [['ab1', 'text']], ['ab1', 'text'], [true]]) {
     const [res] = await emitAck(a1.socket, 'message:new', args);
     refused(res, 'invalid_payload', `message:new ${JSON.stringify(args)}`);
@@ -111,7 +102,7 @@ test('a socket refused 100 times is disconnected; the user\'s other sockets stay
 });
 
 test('client eventId: a repeat from the same user is acked duplicate and not relayed again', { timeout: 15_000 }, async () => {
-  const { a1, a2, b } = await pair(srv.url, 'ab5', 'ab5');
+  const { a1, a2, b } = await pair(suite.srv.url, 'ab5', 'ab5');
   const first = await request(a1.socket, 'message:new', { conversationId: 'ab5', text: 'once', eventId: 'evt-1' });
   assert.equal(first.ok, true);
   assert.equal(first.duplicate, undefined);
@@ -147,7 +138,7 @@ test('client eventId: a retry of a refused event is processed, not acked as a du
 });
 
 test('control characters other than \\n and \\t are removed from relayed text', { timeout: 15_000 }, async () => {
-  const { a1, b } = await pair(srv.url, 'ab7', 'ab7');
+  const { a1, b } = await pair(suite.srv.url, 'ab7', 'ab7');
   const dirty = 'a\u0000b\u0001c\u0007d\u001be[31m\u007ff\u0085g\r\nh\ti\u009bj';
   const ack = await request(a1.socket, 'message:new', { conversationId: 'ab7', text: dirty, clientId: 'id\u0000x' });
   assert.equal(ack.ok, true);

@@ -5,27 +5,11 @@
 // is a participant; after `call:end` nobody is in the call room and the grants are gone; users
 // without an invite are refused; a participant who disconnects leaves the call (`left`), and a
 // call down to one person ends.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request } from './fixture.mjs';
+import { platformSuite, barrier, request, refused } from './fixture.mjs';
 
-const SECRET = 'calls-secret';
-const KEY = 'calls-key';
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0']);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const connectAs = (sub) => connectRecorded(srv.url, userToken(SECRET, sub), { track: sockets });
-const refused = (r, code, what) => assert.deepEqual([r.ok, r.error], [false, code], `${what}: ${JSON.stringify(r)}`);
+const { api, connectAs } = platformSuite('calls-secret', 'calls-key', ['--recovery-window', '0']);
 
 test('invite, accept, signal only to the addressee in the call room, end', { timeout: 20_000 }, async () => {
   const [a1, a2, b1, b2, d] = await Promise.all(['cl-a', 'cl-a', 'cl-b', 'cl-b', 'cl-d'].map(connectAs));

@@ -4,31 +4,22 @@
 // sending socket excluded) and forwarded to the outbox keyed by the conversation id; refused
 // events are relayed and forwarded nowhere; `message:new`/`conversation:updated` from the API
 // arrive as is; `notification:read` is acked and forwarded keyed by the user.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request } from './fixture.mjs';
+import { platformSuite, barrier, request } from './fixture.mjs';
 
-const SECRET = 'chat-secret';
-const KEY = 'chat-key';
-const sockets = tracker();
-let srv;
-let api;
+const suite = platformSuite('chat-secret', 'chat-key', ['--recovery-window', '0']);
+const { api, connectAs } = suite;
 let a1; let a2; let b1; let b2; let x;
 
 before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0']);
-  api = apiClient(srv.url, KEY);
+  await suite.ready();
   const claims = { conversations: ['ch1', 5] };
-  const con = (u, c) => connectRecorded(srv.url, userToken(SECRET, u, c), { track: sockets });
-  [a1, a2, b1, b2, x] = await Promise.all([con('ch-a', claims), con('ch-a', claims), con('ch-b', claims), con('ch-b', claims), con('ch-x', {})]);
+  [a1, a2, b1, b2, x] = await Promise.all([connectAs('ch-a', claims), connectAs('ch-a', claims), connectAs('ch-b', claims), connectAs('ch-b', claims), connectAs('ch-x', {})]);
   for (const s of [a1, a2, b1, b2]) {
     assert.deepEqual(await request(s.socket, 'room:join', { room: 'conversation:ch1' }), { ok: true });
     assert.deepEqual(await request(s.socket, 'room:join', { room: 'conversation:5' }), { ok: true });
   }
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
 });
 
 async function outboxAfter(after) {

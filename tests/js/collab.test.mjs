@@ -4,23 +4,19 @@
 // byte for byte; `document:cursor` (≤1 KiB) and `whiteboard:stroke` (JSON or binary) are relayed
 // with `userId` to the others; `file:shared` is validated (https:// or /relative url, name,
 // size limit, type/subtype mime), relayed with `userId` and forwarded keyed by the room id.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request } from './fixture.mjs';
+import { platformSuite, barrier, request, refused } from './fixture.mjs';
 
-const SECRET = 'collab-secret';
-const KEY = 'collab-key';
 const MAX_FILE = 1000;
-const sockets = tracker();
-let srv;
-let api;
+const suite = platformSuite('collab-secret', 'collab-key', ['--recovery-window', '0', '--max-file-size', String(MAX_FILE)]);
+const { api, connectAs } = suite;
 let a1; let a2; let b1; let c1; let x;
 
 before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0', '--max-file-size', String(MAX_FILE)]);
-  api = apiClient(srv.url, KEY);
+  await suite.ready();
   const claims = { documents: ['d1', 'd2', 'd3'], groups: ['wb'] };
-  const con = (u, c = claims) => connectRecorded(srv.url, userToken(SECRET, u, c), { track: sockets });
+  const con = (u, c = claims) => connectAs(u, c);
   [a1, a2, b1, c1, x] = await Promise.all([con('co-a'), con('co-a'), con('co-b'), con('co-c'), con('co-x', {})]);
   for (const s of [a1, a2, b1, c1]) {
     for (const room of ['document:d1', 'document:d2', 'document:d3', 'group:wb']) {
@@ -28,12 +24,6 @@ before(async () => {
     }
   }
 });
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const refused = (r, code, what) => assert.deepEqual([r.ok, r.error], [false, code], `${what}: ${JSON.stringify(r)}`);
 const bytes = (v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
 const isBinary = (v) => Buffer.isBuffer(v) || v instanceof ArrayBuffer || ArrayBuffer.isView(v);
 

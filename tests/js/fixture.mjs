@@ -1,6 +1,8 @@
 // Shared fixture for the sio-edge black-box tests: spawns the binary, connects official
 // socket.io-client sockets, makes JWTs with node:crypto and reads /metrics.
 import { spawn } from 'node:child_process';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHmac, createSign, KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -396,11 +398,13 @@ export function userToken(secret, sub, claims = {}) {
 
 /**
  * Client for the internal HTTP API of `url` with key `key`. Every call resolves
- * `{status, json, text}` (json null when the body is not JSON).
+ * `{status, json, text}` (json null when the body is not JSON). `url` may be a function returning
+ * the url, read at each call (for a client made before its server started).
  */
 export function apiClient(url, key) {
+  const baseUrl = typeof url === 'function' ? url : () => url;
   async function call(method, path, body) {
-    const res = await fetch(`${url}${path}`, {
+    const res = await fetch(`${baseUrl()}${path}`, {
       method,
       headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
@@ -508,4 +512,54 @@ export async function connectRecorded(url, token, { track, ...opts } = {}) {
   const rec = recorder(socket);
   await connected(socket);
   return rec;
+}
+
+/** Assert that the ack `r` refused the request with error `code` (`what` names the case). */
+export function refused(r, code, what) {
+  assert.deepEqual([r.ok, r.error], [false, code], `${what}: ${JSON.stringify(r)}`);
+}
+
+/** Close the socket of recorder `rec` and wait for its 'disconnect'. */
+export async function closeAndWait(rec) {
+  const gone = once(rec.socket, 'disconnect', 5000);
+  rec.socket.close();
+  await gone;
+}
+
+/**
+ * One platform server per test file: `--jwt-secret secret --internal-api-key key` plus `args`.
+ * Registers a before() hook that starts it and an after() hook that closes every tracked socket
+ * and stops it. Returns:
+ * - `srv`: the server (set once before() ran);
+ * - `api`: its internal-API client (usable right away: the url is read at each call);
+ * - `sockets`: the tracker closed in after();
+ * - `connectAs(sub, claims = {}, {url = srv.url, ...opts} = {})`: a recorded websocket socket
+ *   of user `sub` with those token claims (see connectRecorded), tracked;
+ * - `ready()`: resolves the server once started. Top-level before() hooks may run concurrently,
+ *   so a test file's own before() hook that needs the server awaits this first;
+ * - `startAnother(args)`: start another server with the same secret and key plus `args`
+ *   (`{srv, api}`; the caller stops it).
+ */
+export function platformSuite(secret, key, args = []) {
+  const sockets = tracker();
+  const base = ['--jwt-secret', secret, '--internal-api-key', key];
+  let starting;
+  const suite = {
+    srv: undefined,
+    ready: () => (starting ??= startServer([...base, ...args]).then((srv) => { suite.srv = srv; return srv; })),
+    api: apiClient(() => suite.srv.url, key),
+    sockets,
+    connectAs: (sub, claims = {}, { url = suite.srv.url, ...opts } = {}) =>
+      connectRecorded(url, userToken(secret, sub, claims), { track: sockets, ...opts }),
+    async startAnother(extra = []) {
+      const srv = await startServer([...base, ...extra]);
+      return { srv, api: apiClient(srv.url, key) };
+    },
+  };
+  before(suite.ready);
+  after(async () => {
+    sockets.closeAll();
+    await suite.srv?.stop();
+  });
+  return suite;
 }

@@ -3,34 +3,13 @@
 // oldest first, exactly once (not to a second socket, not again on a later connect); social feed
 // events (`post:update`, `comment:new`, `like:update`, `story:update`) arrive as is in the rooms the
 // API call names.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, once, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, closeAndWait, delay } from './fixture.mjs';
 
-const SECRET = 'notif-secret';
-const KEY = 'notif-key';
 const MAILBOX = 3;
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0', '--mailbox-size', String(MAILBOX)]);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const connectAs = (sub, url = srv.url) => connectRecorded(url, userToken(SECRET, sub), { track: sockets });
+const { api, connectAs, startAnother } = platformSuite('notif-secret', 'notif-key', ['--recovery-window', '0', '--mailbox-size', String(MAILBOX)]);
 const notif = (i) => ({ id: `n${i}`, title: `notification ${i}`, at: 1700000000000 + i });
-
-async function closeAndWait(rec) {
-  const gone = once(rec.socket, 'disconnect', 5000);
-  rec.socket.close();
-  await gone;
-}
 
 test('queued while offline, delivered on the next connect oldest first, exactly once', { timeout: 15_000 }, async () => {
   for (let i = 1; i <= 3; i++) {
@@ -102,13 +81,12 @@ test(`the mailbox keeps the newest ${MAILBOX} per user`, { timeout: 15_000 }, as
 });
 
 test('queued notifications expire after the TTL', { timeout: 15_000 }, async () => {
-  const short = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0', '--mailbox-ttl', '1']);
+  const { srv: short, api: shortApi } = await startAnother(['--recovery-window', '0', '--mailbox-ttl', '1']);
   try {
-    const shortApi = apiClient(short.url, KEY);
     await shortApi.emit({ event: 'notification:new', data: notif(1), users: ['nt-ttl'] });
     await delay(1300); // time is the subject
     await shortApi.emit({ event: 'notification:new', data: notif(2), users: ['nt-ttl'] });
-    const s = await connectAs('nt-ttl', short.url);
+    const s = await connectAs('nt-ttl', {}, { url: short.url });
     await s.wait('notification:new', (n) => n.id === 'n2');
     await barrier(shortApi, [s]);
     assert.deepEqual(s.all('notification:new'), [[notif(2)]], 'the expired one is dropped');

@@ -3,33 +3,12 @@
 // go once per transition to sockets in the user's conversation/group rooms and to presence
 // subscribers (never to the user's own sockets), `presence:subscribe` answers the states in its
 // ack and in `user:presence`, GET /api/presence agrees, and transitions are forwarded to the outbox.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, once, waitFor, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, closeAndWait, waitFor, delay } from './fixture.mjs';
 
-const SECRET = 'presence-secret';
-const KEY = 'presence-key';
 const GRACE = 200;
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0', '--presence-grace', String(GRACE)]);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const connectAs = (sub, claims = {}, url = srv.url) => connectRecorded(url, userToken(SECRET, sub, claims), { track: sockets });
-
-async function closeAndWait(rec) {
-  const gone = once(rec.socket, 'disconnect', 5000);
-  rec.socket.close();
-  await gone;
-}
+const { api, connectAs, startAnother } = platformSuite('presence-secret', 'presence-key', ['--recovery-window', '0', '--presence-grace', String(GRACE)]);
 
 test('online/offline transitions reach room mates once, with the grace period, never the user itself', { timeout: 20_000 }, async () => {
   const claims = { conversations: ['pres1'] };
@@ -127,15 +106,14 @@ test('presence:subscribe validates userIds (array, at most 500)', { timeout: 10_
 
 test('a reconnect within the grace period is not an offline transition', { timeout: 20_000 }, async () => {
   // A longer grace on its own server: the reconnect must land inside it even on a busy machine.
-  const slow = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0', '--presence-grace', '1500']);
+  const { srv: slow, api: slowApi } = await startAnother(['--recovery-window', '0', '--presence-grace', '1500']);
   try {
-    const slowApi = apiClient(slow.url, KEY);
-    const watcher = await connectAs('pr-w2', {}, slow.url);
+    const watcher = await connectAs('pr-w2', {}, { url: slow.url });
     await request(watcher.socket, 'presence:subscribe', { userIds: ['pr-r'] });
-    const r1 = await connectAs('pr-r', {}, slow.url);
+    const r1 = await connectAs('pr-r', {}, { url: slow.url });
     await watcher.wait('user:online', (x) => x.userId === 'pr-r');
     await closeAndWait(r1);
-    const r2 = await connectAs('pr-r', {}, slow.url); // the page reload
+    const r2 = await connectAs('pr-r', {}, { url: slow.url }); // the page reload
     // Time is the subject: let the grace period of the first disconnect pass.
     await delay(1800);
     await barrier(slowApi, [watcher, r2]);

@@ -4,27 +4,11 @@
 // `quiz:update {quizId, questionId, counts}` to `quiz:<id>` at most every 500 ms. Live classes:
 // `class:join` needs a grant and acks the viewer count, `class:update {classId, viewers}` follows
 // changes at most once a second, `class:message` is relayed to the class and forwarded.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request } from './fixture.mjs';
+import { platformSuite, barrier, request, refused } from './fixture.mjs';
 
-const SECRET = 'quiz-secret';
-const KEY = 'quiz-key';
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0']);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const connectAs = (sub, claims) => connectRecorded(srv.url, userToken(SECRET, sub, claims), { track: sockets });
-const refused = (r, code, what) => assert.deepEqual([r.ok, r.error], [false, code], `${what}: ${JSON.stringify(r)}`);
+const { api, connectAs } = platformSuite('quiz-secret', 'quiz-key', ['--recovery-window', '0']);
 const sum = (counts) => Object.values(counts).reduce((p, q) => p + q, 0);
 
 async function students(quizId, n, prefix) {

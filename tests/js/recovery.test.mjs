@@ -3,30 +3,15 @@
 // reconnects within the recovery window gets `socket.recovered === true`, the same `socket.id`, its
 // rooms back, and every broadcast addressed to it while it was down exactly once, in order; a
 // deliberate disconnect, an expired window or a grant revoked while down is not recovered into.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, once, waitFor, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, once, waitFor, delay } from './fixture.mjs';
 
-const SECRET = 'recovery-secret';
-const KEY = 'recovery-key';
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  // A short presence grace so that a dropped user goes offline (and back online) within a test.
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '30000', '--presence-grace', '100']);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
+// A short presence grace so that a dropped user goes offline (and back online) within a test.
+const { api, connectAs, startAnother } = platformSuite('recovery-secret', 'recovery-key', ['--recovery-window', '30000', '--presence-grace', '100']);
 
 // Automatic reconnection, one attempt after a fixed second: long enough to emit while it is down.
 const RECONNECT = { reconnection: true, reconnectionDelay: 1000, reconnectionDelayMax: 1000, randomizationFactor: 0 };
-const connectAs = (sub, claims = {}, opts = {}, url = srv.url) =>
-  connectRecorded(url, userToken(SECRET, sub, claims), { track: sockets, ...opts });
 const data = (rec, event) => rec.all(event).map((args) => args[0]);
 
 /** Wait until the server has dropped every socket of `user` from `room` (it noticed the close). */
@@ -190,10 +175,9 @@ test('a deliberate disconnect is not recovered', { timeout: 15_000 }, async () =
 });
 
 test('a reconnect after the recovery window is a fresh socket', { timeout: 15_000 }, async () => {
-  const short = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '300']);
+  const { srv: short, api: shortApi } = await startAnother(['--recovery-window', '300']);
   try {
-    const shortApi = apiClient(short.url, KEY);
-    const a = await connectAs('rc-w', { conversations: ['rc3'] }, {}, short.url);
+    const a = await connectAs('rc-w', { conversations: ['rc3'] }, { url: short.url });
     assert.deepEqual(await request(a.socket, 'room:join', { room: 'conversation:rc3' }), { ok: true });
     await shortApi.emit({ event: 'rc:y', data: 1, rooms: ['conversation:rc3'] });
     await a.wait('rc:y');

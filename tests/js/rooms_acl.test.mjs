@@ -2,27 +2,13 @@
 // private rooms for which its user holds a grant from the token's claims or the internal API);
 // revoking a grant through the API removes every socket of that user from the room at once with
 // `room:removed {room, reason:"revoked"}`, and no room traffic reaches them afterwards.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, rawHttp } from './fixture.mjs';
+import { platformSuite, barrier, request, rawHttp } from './fixture.mjs';
 
-const SECRET = 'rooms-acl-secret';
-const KEY = 'rooms-acl-key';
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  // Recovery off: relayed payloads are compared exactly (no trailing offset argument).
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0']);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
-
-const connectAs = (sub, claims = {}) => connectRecorded(srv.url, userToken(SECRET, sub, claims), { track: sockets });
+// Recovery off: relayed payloads are compared exactly (no trailing offset argument).
+const suite = platformSuite('rooms-acl-secret', 'rooms-acl-key', ['--recovery-window', '0']);
+const { api, connectAs } = suite;
 
 test('own user room and public rooms are open; other users\' rooms and unknown kinds are not', { timeout: 15_000 }, async () => {
   const a = await connectAs('acl-a');
@@ -167,8 +153,8 @@ test('grant API validates room kind, user id and key', { timeout: 15_000 }, asyn
     const r = await api.grant(room, user);
     assert.equal(r.status, 400, `PUT ${room} ${user}: ${r.status} ${r.text}`);
   }
-  const noKey = await rawHttp(`${srv.url}/api/rooms/conversation%3Ax/members/u`, { method: 'PUT' });
+  const noKey = await rawHttp(`${suite.srv.url}/api/rooms/conversation%3Ax/members/u`, { method: 'PUT' });
   assert.equal(noKey.status, 401);
-  const wrong = await rawHttp(`${srv.url}/api/rooms/conversation%3Ax/members/u`, { method: 'PUT', headers: { authorization: 'Bearer nope' } });
+  const wrong = await rawHttp(`${suite.srv.url}/api/rooms/conversation%3Ax/members/u`, { method: 'PUT', headers: { authorization: 'Bearer nope' } });
   assert.equal(wrong.status, 401);
 });

@@ -3,32 +3,18 @@
 // at most once per user and conversation every 2 s; an indicator stops by itself (relayed
 // `typing:stop`) 6 s after its last refresh and when its socket disconnects; a socket outside the
 // room is refused `forbidden`.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, tracker, userToken, apiClient, connectRecorded, barrier, request, once, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, once, delay } from './fixture.mjs';
 
-const SECRET = 'typing-secret';
-const KEY = 'typing-key';
-const sockets = tracker();
-let srv;
-let api;
-
-before(async () => {
-  srv = await startServer(['--jwt-secret', SECRET, '--internal-api-key', KEY, '--recovery-window', '0']);
-  api = apiClient(srv.url, KEY);
-});
-after(async () => {
-  sockets.closeAll();
-  await srv?.stop();
-});
+const { api, connectAs } = platformSuite('typing-secret', 'typing-key', ['--recovery-window', '0']);
 
 /** Sockets of users `a` (two) and `b` (two) joined to conversation:<conv>, plus an outsider. */
 async function setup(conv, prefix) {
   const claims = { conversations: [conv] };
-  const tok = (u) => userToken(SECRET, `${prefix}-${u}`, claims);
-  const [a1, a2, b1, b2] = await Promise.all(['a', 'a', 'b', 'b'].map((u) => connectRecorded(srv.url, tok(u), { track: sockets })));
+  const [a1, a2, b1, b2] = await Promise.all(['a', 'a', 'b', 'b'].map((u) => connectAs(`${prefix}-${u}`, claims)));
   for (const s of [a1, a2, b1, b2]) assert.deepEqual(await request(s.socket, 'room:join', { room: `conversation:${conv}` }), { ok: true });
-  const outsider = await connectRecorded(srv.url, userToken(SECRET, `${prefix}-x`, {}), { track: sockets });
+  const outsider = await connectAs(`${prefix}-x`, {});
   return { a1, a2, b1, b2, outsider, ua: `${prefix}-a`, ub: `${prefix}-b` };
 }
 

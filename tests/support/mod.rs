@@ -137,25 +137,34 @@ impl TestLoop {
         }
     }
 
+    /// The next record before `deadline` (other events are skipped); `None` once it passes.
+    fn next_record(&mut self, deadline: Instant) -> Option<Rec> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let KafkaEvent::Record {
+                topic,
+                partition,
+                offset,
+                value,
+            } = self.next(left)?
+            {
+                return Some(Rec {
+                    topic,
+                    partition,
+                    offset,
+                    value,
+                });
+            }
+        }
+    }
+
     /// Exactly `n` records within `timeout` (other events are skipped).
     pub fn records(&mut self, n: usize, timeout: Duration) -> Vec<Rec> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
         while got.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next(left) {
-                Some(KafkaEvent::Record {
-                    topic,
-                    partition,
-                    offset,
-                    value,
-                }) => got.push(Rec {
-                    topic,
-                    partition,
-                    offset,
-                    value,
-                }),
-                Some(_) => {}
+            match self.next_record(deadline) {
+                Some(rec) => got.push(rec),
                 None => panic!(
                     "{} of {n} records within {timeout:?}: {got:?}; status {:?}",
                     got.len(),
@@ -170,24 +179,10 @@ impl TestLoop {
     pub fn quiet(&mut self, window: Duration) -> Vec<Rec> {
         let deadline = Instant::now() + window;
         let mut got = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next(left) {
-                Some(KafkaEvent::Record {
-                    topic,
-                    partition,
-                    offset,
-                    value,
-                }) => got.push(Rec {
-                    topic,
-                    partition,
-                    offset,
-                    value,
-                }),
-                Some(_) => {}
-                None => return got,
-            }
+        while let Some(rec) = self.next_record(deadline) {
+            got.push(rec);
         }
+        got
     }
 
     /// Calls `applied` for each record.
@@ -204,6 +199,16 @@ pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     while !cond() {
         assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
         std::thread::sleep(Duration::from_millis(50)); // polling with a deadline
+    }
+}
+
+/// A record the test client produces: `value`, no key or headers, a fixed timestamp.
+fn test_record(value: Vec<u8>) -> Record {
+    Record {
+        key: None,
+        value: Some(value),
+        headers: BTreeMap::new(),
+        timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
     }
 }
 
@@ -251,16 +256,9 @@ impl TestClient {
                 .expect("partition client");
             let mut offsets = Vec::new();
             for v in values {
-                let record = Record {
-                    key: None,
-                    value: Some(v),
-                    headers: BTreeMap::new(),
-                    timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000)
-                        .unwrap(),
-                };
                 let got = tokio::time::timeout(
                     RECV,
-                    pc.produce(vec![record], Compression::NoCompression),
+                    pc.produce(vec![test_record(v)], Compression::NoCompression),
                 )
                 .await
                 .expect("test produce timed out")
@@ -279,16 +277,7 @@ impl TestClient {
                 .partition_client(topic, partition, UnknownTopicHandling::Retry)
                 .await
                 .expect("partition client");
-            let records = values
-                .into_iter()
-                .map(|v| Record {
-                    key: None,
-                    value: Some(v),
-                    headers: BTreeMap::new(),
-                    timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000)
-                        .unwrap(),
-                })
-                .collect();
+            let records = values.into_iter().map(test_record).collect();
             pc.produce(records, Compression::NoCompression)
                 .await
                 .expect("test produce")
