@@ -90,6 +90,45 @@ pub fn encode_broadcast(b: &Broadcast) -> Vec<u8> {
     ]))
 }
 
+/// A local broadcast to publish, borrowed from the delivery that sends it (nothing is copied
+/// to build the message).
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub uid: &'a str,
+    pub nsp: &'a str,
+    pub event: &'a str,
+    pub args: &'a [Value],
+    pub attachments: &'a [Bytes],
+    pub rooms: &'a [String],
+    pub except: &'a [String],
+    pub volatile: bool,
+}
+
+/// The MessagePack message for `o`: the same bytes [`encode_broadcast`] gives for the
+/// equivalent [`Broadcast`].
+pub fn encode_outgoing(o: &Outgoing<'_>) -> Vec<u8> {
+    let mut data = Vec::with_capacity(o.args.len() + 1);
+    data.push(Mp::from(o.event));
+    data.extend(o.args.iter().map(|a| msgpack::from_json(a, o.attachments)));
+    let packet = Mp::Map(vec![
+        (Mp::from("type"), Mp::from(EVENT)),
+        (Mp::from("data"), Mp::Array(data)),
+        (Mp::from("nsp"), Mp::from(o.nsp)),
+    ]);
+    let strings = |v: &[String]| Mp::Array(v.iter().map(|s| Mp::from(s.as_str())).collect());
+    let flags = if o.volatile {
+        Mp::Map(vec![(Mp::from("volatile"), Mp::Boolean(true))])
+    } else {
+        Mp::Map(Vec::new())
+    };
+    let opts = Mp::Map(vec![
+        (Mp::from("rooms"), strings(o.rooms)),
+        (Mp::from("except"), strings(o.except)),
+        (Mp::from("flags"), flags),
+    ]);
+    msgpack::write(&Mp::Array(vec![Mp::from(o.uid), packet, opts]))
+}
+
 /// `{type: 2, data, nsp}`.
 pub(crate) fn packet_value(b: &Broadcast) -> Mp {
     Mp::Map(vec![

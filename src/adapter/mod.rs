@@ -24,8 +24,8 @@ mod msgpack;
 mod request;
 
 pub use broadcast::{
-    channel_for, decode_broadcast, encode_broadcast, parse_channel, pattern_for, Broadcast,
-    BINARY_EVENT, EMITTER_UID, EVENT, MAX_MESSAGE_LEN,
+    channel_for, decode_broadcast, encode_broadcast, encode_outgoing, parse_channel, pattern_for,
+    Broadcast, Outgoing, BINARY_EVENT, EMITTER_UID, EVENT, MAX_MESSAGE_LEN,
 };
 pub use request::{
     decode_request, encode_request, kind, request_channel, response_channel, RemoteRequest,

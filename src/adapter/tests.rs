@@ -474,3 +474,41 @@ fn glob_characters_are_escaped_in_patterns() {
     assert_eq!(parse_channel(b"socket.io#/#x", "socket.io"), None);
     assert_eq!(parse_channel(b"other#/#", "socket.io"), None);
 }
+
+#[test]
+fn outgoing_encodes_like_the_equivalent_broadcast() {
+    let args = [
+        json!({"a": [1, 2.5, "x"]}),
+        json!({"_placeholder": true, "num": 0}),
+    ];
+    let attachments = [Bytes::from_static(&[1, 2, 3])];
+    let rooms = vec!["r1".to_owned()];
+    let except = vec!["s9".to_owned()];
+    for volatile in [false, true] {
+        let o = Outgoing {
+            uid: "abc123",
+            nsp: "/",
+            event: "ev",
+            args: &args,
+            attachments: &attachments,
+            rooms: &rooms,
+            except: &except,
+            volatile,
+        };
+        let b = Broadcast {
+            uid: "abc123".into(),
+            nsp: "/".into(),
+            event_args: json!(["ev", args[0], args[1]]),
+            attachments: attachments.to_vec(),
+            rooms: rooms.clone(),
+            except: except.clone(),
+            flags: if volatile {
+                json!({"volatile": true})
+            } else {
+                json!({})
+            },
+            channel_room: None,
+        };
+        assert_eq!(encode_outgoing(&o), encode_broadcast(&b));
+    }
+}

@@ -53,6 +53,11 @@ impl Outbound {
         Self::new(vec![Part::Text(data.into())])
     }
 
+    /// Engine.IO packets in the message (the text packet and its attachments).
+    pub fn packets(&self) -> usize {
+        self.parts.len()
+    }
+
     /// All frames of the message for a WebSocket recipient, built on first use.
     pub fn ws(&self, counter: &EncodeCounter) -> Bytes {
         self.ws

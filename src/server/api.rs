@@ -1,14 +1,13 @@
 //! The internal HTTP API on the shared port: `POST /api/emit` (authenticated with the
 //! internal key, compared in constant time) and the `/metrics` rendering.
 
+use super::deliver::{Emit, Origin};
 use super::http::Req;
 use super::Server;
 use crate::http::response::{error_json, Response};
 use crate::metrics::{self, Gauges};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-
-use super::sio::Target;
 
 /// Users one presence query may name.
 pub const MAX_PRESENCE_QUERY: usize = 1000;
@@ -20,15 +19,18 @@ use crate::socketio::packet::RESERVED_EVENTS;
 
 /// Decodes `%XX` escapes (and `+` as a space is not used in paths); invalid escapes stay.
 fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        // Only the 16 hex digits: `from_str_radix` would also take a sign (`%+f`).
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            // Slice bytes, not `s`: a multi-byte character after `%` is not a char boundary.
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
+            // Bytes, not `s`: a multi-byte character after `%` is not a char boundary.
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
                 i += 3;
                 continue;
             }
@@ -81,15 +83,6 @@ fn check_grant_target(room: &str, user: &str) -> Result<(), (u16, String)> {
 pub const MAX_TARGETS: usize = 10_000;
 /// Longest event name accepted.
 pub const MAX_EVENT_NAME: usize = 256;
-
-/// Validated `/api/emit` body.
-struct Emit {
-    event: String,
-    data: Option<Value>,
-    rooms: Vec<String>,
-    except: Vec<String>,
-    namespace: usize,
-}
 
 impl Server {
     /// Checks the internal API key; answers the request itself and returns `false` when the
@@ -191,31 +184,28 @@ impl Server {
                 .filter(|&l| l > 0 && l <= 10_000)
                 .ok_or((400, "query parameter `limit` must be 1 to 10000".to_owned()))?,
         };
-        let events = self.outbox.read(after, limit);
+        let events = self.stores.outbox.read(after, limit);
         let next = events.last().map_or(after, |e| e.id);
         Ok((
             200,
-            serde_json::json!({"events": events, "next": next, "dropped": self.outbox.dropped}),
+            serde_json::json!({"events": events, "next": next, "dropped": self.stores.outbox.dropped}),
         ))
     }
 
     fn api_members(&self, room: &str) -> Value {
-        let connected: std::collections::BTreeSet<&str> = self.namespaces[0]
-            .rooms
-            .get(room)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|&s| self.sockets[s].user.as_deref())
-                    .collect()
-            })
-            .unwrap_or_default();
-        serde_json::json!({"room": room, "members": self.grants.members(room), "connected": connected})
+        let connected: std::collections::BTreeSet<&str> = self
+            .sockets
+            .members(0, room)
+            .into_iter()
+            .filter_map(|s| self.sockets.user(s))
+            .collect();
+        let members = self.stores.grants.members(room);
+        serde_json::json!({"room": room, "members": members, "connected": connected})
     }
 
     fn api_grant(&mut self, room: &str, user: &str) -> ApiResult {
         check_grant_target(room, user)?;
-        let new = self.grants.grant(room, user);
-        self.mirror_grant(room, user, true);
+        let new = self.grant(room, user);
         Ok((
             200,
             serde_json::json!({"room": room, "userId": user, "granted": true, "new": new}),
@@ -225,7 +215,6 @@ impl Server {
     fn api_revoke(&mut self, room: &str, user: &str) -> ApiResult {
         check_grant_target(room, user)?;
         let removed = self.revoke_grant(room, user);
-        self.mirror_grant(room, user, false);
         Ok((
             200,
             serde_json::json!({"room": room, "userId": user, "granted": false, "removedSockets": removed}),
@@ -244,65 +233,18 @@ impl Server {
                 );
             }
         };
-        if emit.event == "quiz:update" {
-            if let Some(d) = &emit.data {
-                self.quiz_control(d);
-            }
-        }
-        if emit.event == "notification:new" && emit.namespace == 0 {
-            self.queue_offline_notifications(&emit);
-        }
-        let args: Vec<Value> = emit.data.into_iter().collect();
-        let target = Target {
-            rooms: &emit.rooms,
-            except: &emit.except,
-            ..Target::default()
-        };
-        let n = self.broadcast_event(emit.namespace, &emit.event, args, Vec::new(), target);
+        let n = self.deliver(&emit);
         log::debug!(
-            "api emit {:?} to {} targets reached {n} sockets",
+            "api emit {:?} to {} rooms and {} users reached {n} sockets",
             emit.event,
-            emit.rooms.len()
+            emit.rooms.len(),
+            emit.users.len()
         );
         self.respond(
             key,
             Response::new(202).json(format!("{{\"recipients\":{n}}}")),
             req.keep_alive,
         );
-    }
-
-    /// Queues a notification for each named user that has no connected socket.
-    fn queue_offline_notifications(&mut self, emit: &Emit) {
-        if let Some(data) = &emit.data {
-            self.queue_offline(&emit.rooms, &emit.except, data, None);
-        }
-    }
-
-    /// Queues a notification for each `user:<id>` target (not excluded) with no socket here;
-    /// with Redis the queueing also checks the user is offline on every node.
-    pub(crate) fn queue_offline(
-        &mut self,
-        rooms: &[String],
-        except: &[String],
-        data: &Value,
-        event_id: Option<&str>,
-    ) {
-        for room in rooms {
-            if except.contains(room) {
-                continue;
-            }
-            let Some(user) = room.strip_prefix("user:") else {
-                continue;
-            };
-            if self.namespaces[0]
-                .rooms
-                .get(room)
-                .is_none_or(|m| m.is_empty())
-            {
-                let user = user.to_owned();
-                self.mailbox_push(&user, data, event_id);
-            }
-        }
     }
 
     /// Validates an emit body; the error names the offending field.
@@ -340,62 +282,62 @@ impl Server {
                     Some(_) => Err(format!("field `{field}` must be an array")),
                 }
             };
-        let mut rooms = strings("rooms", obj.remove("rooms"), false)?;
+        let rooms = strings("rooms", obj.remove("rooms"), false)?;
         let users = strings("users", obj.remove("users"), true)?;
         let except = strings("except", obj.remove("except"), false)?;
         if rooms.len() + users.len() + except.len() > MAX_TARGETS {
             return Err(format!("fields `rooms`, `users` and `except` name more than {MAX_TARGETS} targets together"));
         }
-        rooms.extend(users.into_iter().map(|u| format!("user:{u}")));
-        if rooms.is_empty() {
+        if rooms.is_empty() && users.is_empty() {
             return Err(
                 "no target: give `rooms` or `users` (an emit never goes to everyone)".into(),
             );
         }
-        let namespace = match obj.remove("namespace") {
+        let ns = match obj.remove("namespace") {
             None | Some(Value::Null) => 0,
             Some(Value::String(n)) => self
-                .namespaces
-                .iter()
-                .position(|x| x.name == n)
+                .sockets
+                .ns(&n)
                 .ok_or_else(|| format!("field `namespace`: unknown namespace {n:?}"))?,
             Some(_) => return Err("field `namespace` must be a string".into()),
         };
         Ok(Emit {
+            ns,
             event,
-            data: obj.remove("data"),
+            args: obj.remove("data").into_iter().collect(),
             rooms,
+            users,
             except,
-            namespace,
+            origin: Origin::Api,
+            ..Emit::default()
         })
     }
 
     pub(crate) fn render_metrics(&self) -> String {
-        let mut g = Gauges::default();
-        for (_, s) in &self.sessions {
-            match s.transport {
-                super::engine::Transport::WebSocket(_) => g.websocket_connections += 1,
-                super::engine::Transport::Polling => g.polling_sessions += 1,
-            }
-        }
-        g.open_tcp = self.conns.len() as u64;
-        g.sockets_by_namespace = self
-            .namespaces
-            .iter()
-            .map(|n| (n.name.clone(), n.sockets as u64))
-            .collect();
-        g.rooms = self.namespaces.iter().map(|n| n.rooms.len() as u64).sum();
-        g.outbound_queued_bytes = self.conns.iter().map(|(_, c)| c.out.len() as u64).sum();
-        g.encodes = self.encodes.get();
-        g.timers = self.timers.len() as u64;
-        g.users_online = self.presence.online_count() as u64;
-        g.mailbox_queued = self.mailbox.queued() as u64;
-        g.mailbox_dropped = self.mailbox.dropped;
-        g.outbox_queued = self.outbox.len() as u64;
-        g.outbox_dropped = self.outbox.dropped;
-        g.recovery_packets = self.recovery.stored() as u64;
-        g.recovery_sessions = self.recovery.saved() as u64;
-        g.extra = self.dependency_metrics();
+        let (ws, polling) = self.engine.transport_counts();
+        let st = &self.stores;
+        let g = Gauges {
+            websocket_connections: ws,
+            polling_sessions: polling,
+            open_tcp: self.io.len() as u64,
+            sockets_by_namespace: self
+                .sockets
+                .ns_counts()
+                .map(|(n, c)| (n.to_owned(), c as u64))
+                .collect(),
+            rooms: self.sockets.room_count() as u64,
+            outbound_queued_bytes: self.io.iter().map(|(_, c)| c.out.len() as u64).sum(),
+            encodes: self.engine.encodes(),
+            timers: self.timers.len() as u64,
+            users_online: st.presence.online_count() as u64,
+            mailbox_queued: st.mailbox.queued() as u64,
+            mailbox_dropped: st.mailbox.dropped,
+            outbox_queued: st.outbox.len() as u64,
+            outbox_dropped: st.outbox.dropped,
+            recovery_packets: st.recovery.stored() as u64,
+            recovery_sessions: st.recovery.saved() as u64,
+            extra: self.dependency_metrics(),
+        };
         metrics::render(&self.metrics, &g)
     }
 }
@@ -408,5 +350,14 @@ mod tests {
     fn percent_decode_multibyte_after_percent_does_not_panic() {
         assert_eq!(percent_decode("%aé"), "%aé");
         assert_eq!(percent_decode("a%2Fb%"), "a/b%");
+    }
+
+    /// Regression: `u8::from_str_radix` accepts a sign, so `%+f` decoded to 0x0f.
+    #[test]
+    fn percent_decode_takes_only_hex_digits() {
+        assert_eq!(percent_decode("%+f"), "%+f");
+        assert_eq!(percent_decode("%-1x"), "%-1x");
+        assert_eq!(percent_decode("%41%4a%4A"), "AJJ");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

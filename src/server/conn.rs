@@ -93,8 +93,8 @@ impl OutQueue {
                         }
                     }
                 }
-                Err(e) if super::would_block(&e) => break,
-                Err(e) if super::interrupted(&e) => continue,
+                Err(e) if super::io::would_block(&e) => break,
+                Err(e) if super::io::interrupted(&e) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -125,6 +125,8 @@ pub struct Conn {
     pub uid: u64,
     /// An API request waits for a Redis reply; later requests wait behind it (HTTP order).
     pub deferred: bool,
+    /// Marked for closing, with the reason; the loop closes it after the current dispatch.
+    pub closing: Option<&'static str>,
 }
 
 impl Conn {
@@ -140,6 +142,7 @@ impl Conn {
             last_active: now,
             uid,
             deferred: false,
+            closing: None,
         }
     }
 }

@@ -83,7 +83,7 @@ impl Server {
     pub(crate) fn on_http_input(&mut self, key: usize, input: &[u8]) -> usize {
         let mut consumed = 0;
         loop {
-            let Some(conn) = self.conns.get(key) else {
+            let Some(conn) = self.io.get(key) else {
                 return input.len();
             };
             // Requests behind a held long-poll wait for it (HTTP/1.1 answers in order).
@@ -134,8 +134,9 @@ impl Server {
                     parsed.path
                 );
                 if let (Route::Engine(_), Some(sid)) = (&route, parsed.query_param("sid")) {
-                    if let Some(&s) = self.sids.get(sid) {
-                        self.close_session(s, super::engine::CloseReason::PayloadTooLarge);
+                    if let Some(s) = self.engine.by_sid(sid) {
+                        self.engine
+                            .close(s, super::engine::CloseReason::PayloadTooLarge);
                     }
                 }
                 let resp = self
@@ -217,9 +218,7 @@ impl Server {
     pub(crate) fn respond(&mut self, key: usize, resp: Response, keep_alive: bool) {
         let close = !keep_alive || self.shutting_down;
         if self.queue(key, resp.finish(close)) && close {
-            if let Some(c) = self.conns.get_mut(key) {
-                c.close_after_flush = true;
-            }
+            self.io.close_after_flush(key);
         }
     }
 

@@ -35,18 +35,71 @@ pub fn message(
     Outbound::new(parts)
 }
 
-/// `42["event",...args]` (or its binary form) in `namespace`.
+/// `42["event",...args]` (or its binary form) in `namespace`. The arguments are written in
+/// place, never copied into a new array.
 pub fn event(namespace: &str, name: &str, args: &[Value], attachments: Vec<Bytes>) -> Outbound {
-    let mut arr = Vec::with_capacity(args.len() + 1);
-    arr.push(Value::String(name.to_owned()));
-    arr.extend_from_slice(args);
-    message(
-        PacketType::Event,
-        namespace,
-        None,
-        Some(&Value::Array(arr)),
-        attachments,
-    )
+    let kind = if attachments.is_empty() {
+        PacketType::Event
+    } else {
+        PacketType::BinaryEvent
+    };
+    array_message(kind, namespace, None, Some(name), args, None, attachments)
+}
+
+/// [`event`] with one more argument after `args` (a recovery offset), without copying them.
+pub fn event_with(
+    namespace: &str,
+    name: &str,
+    args: &[Value],
+    tail: Option<&Value>,
+    attachments: Vec<Bytes>,
+) -> Outbound {
+    let kind = if attachments.is_empty() {
+        PacketType::Event
+    } else {
+        PacketType::BinaryEvent
+    };
+    array_message(kind, namespace, None, Some(name), args, tail, attachments)
+}
+
+/// `43<id>[...args]` (or its binary form) in `namespace`: the answer to a client's ack request.
+pub fn ack(namespace: &str, id: u64, args: &[Value], attachments: Vec<Bytes>) -> Outbound {
+    let kind = if attachments.is_empty() {
+        PacketType::Ack
+    } else {
+        PacketType::BinaryAck
+    };
+    array_message(kind, namespace, Some(id), None, args, None, attachments)
+}
+
+/// A packet whose payload is the array `[name?, ...args, tail?]`, written without building it.
+fn array_message(
+    kind: PacketType,
+    namespace: &str,
+    id: Option<u64>,
+    name: Option<&str>,
+    args: &[Value],
+    tail: Option<&Value>,
+    attachments: Vec<Bytes>,
+) -> Outbound {
+    let mut text = Vec::with_capacity(64);
+    text.push(b'4');
+    packet::encode_header(kind, attachments.len(), namespace, id, &mut text);
+    text.push(b'[');
+    let mut first = true;
+    let items = name.map(|n| Value::String(n.to_owned()));
+    for a in items.iter().chain(args).chain(tail) {
+        if !first {
+            text.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut text, a).expect("serializing into a Vec cannot fail");
+    }
+    text.push(b']');
+    let mut parts = Vec::with_capacity(1 + attachments.len());
+    parts.push(Part::Text(Bytes::from(text)));
+    parts.extend(attachments.into_iter().map(Part::Binary));
+    Outbound::new(parts)
 }
 
 #[cfg(test)]
@@ -59,6 +112,14 @@ mod tests {
         let c = crate::engineio::wire::EncodeCounter::default();
         let m = event("/", "hi", &[json!({"b":1,"a":2})], vec![]);
         assert_eq!(&m.polling(&c)[..], br#"42["hi",{"b":1,"a":2}]"#);
+        let m = event("/x", "a\"b", &[json!(1), json!("z")], vec![]);
+        assert_eq!(&m.polling(&c)[..], br#"42/x,["a\"b",1,"z"]"#);
+        let m = event_with("/", "e", &[json!(1)], Some(&json!("7")), vec![]);
+        assert_eq!(&m.polling(&c)[..], br#"42["e",1,"7"]"#);
+        let m = ack("/", 5, &[json!(null)], vec![]);
+        assert_eq!(&m.polling(&c)[..], b"435[null]");
+        let m = event("/", "up", &[], vec![Bytes::from_static(&[7])]);
+        assert_eq!(&m.polling(&c)[..], b"451-[\"up\"]\x1ebBw==");
         let m = message(
             PacketType::Ack,
             "/x",

@@ -45,14 +45,102 @@ impl PacketType {
     }
 }
 
-/// A parsed client packet. The namespace borrows from the input; the payload is parsed JSON.
+/// A parsed client packet, shaped like the spec. The namespace borrows from the input; the
+/// payload is parsed JSON, already validated as the reference parser does (an event's `args`
+/// start with its name, a string or number; an ack's `args` are its arguments).
 #[derive(Debug, PartialEq)]
-pub struct Packet<'a> {
-    pub kind: PacketType,
-    pub attachments: usize,
-    pub namespace: &'a str,
-    pub id: Option<u64>,
-    pub data: Option<Value>,
+pub enum Packet<'a> {
+    Connect {
+        ns: &'a str,
+        auth: Option<Value>,
+    },
+    Disconnect {
+        ns: &'a str,
+    },
+    Event {
+        ns: &'a str,
+        id: Option<u64>,
+        args: Vec<Value>,
+    },
+    Ack {
+        ns: &'a str,
+        id: Option<u64>,
+        args: Vec<Value>,
+    },
+    ConnectError {
+        ns: &'a str,
+        data: Value,
+    },
+    /// Followed by `attachments` binary messages that replace its placeholders.
+    BinaryEvent {
+        ns: &'a str,
+        id: Option<u64>,
+        attachments: usize,
+        args: Vec<Value>,
+    },
+    BinaryAck {
+        ns: &'a str,
+        id: Option<u64>,
+        attachments: usize,
+        args: Vec<Value>,
+    },
+}
+
+impl<'a> Packet<'a> {
+    pub fn namespace(&self) -> &'a str {
+        match self {
+            Packet::Connect { ns, .. }
+            | Packet::Disconnect { ns }
+            | Packet::Event { ns, .. }
+            | Packet::Ack { ns, .. }
+            | Packet::ConnectError { ns, .. }
+            | Packet::BinaryEvent { ns, .. }
+            | Packet::BinaryAck { ns, .. } => ns,
+        }
+    }
+
+    fn build(
+        kind: PacketType,
+        ns: &'a str,
+        id: Option<u64>,
+        attachments: usize,
+        data: Option<Value>,
+    ) -> Result<Self, ParseError> {
+        let args = |data: Option<Value>| match data {
+            Some(Value::Array(a)) => Ok(a),
+            _ => Err(ParseError::InvalidPayload),
+        };
+        Ok(match kind {
+            PacketType::Connect => Packet::Connect { ns, auth: data },
+            PacketType::Disconnect => Packet::Disconnect { ns },
+            PacketType::Event => Packet::Event {
+                ns,
+                id,
+                args: args(data)?,
+            },
+            PacketType::Ack => Packet::Ack {
+                ns,
+                id,
+                args: args(data)?,
+            },
+            PacketType::ConnectError => Packet::ConnectError {
+                ns,
+                data: data.unwrap_or(Value::Null),
+            },
+            PacketType::BinaryEvent => Packet::BinaryEvent {
+                ns,
+                id,
+                attachments,
+                args: args(data)?,
+            },
+            PacketType::BinaryAck => Packet::BinaryAck {
+                ns,
+                id,
+                attachments,
+                args: args(data)?,
+            },
+        })
+    }
 }
 
 /// Why a packet is refused. Every variant closes the connection, as the reference does.
@@ -147,13 +235,7 @@ pub fn parse(input: &[u8]) -> Result<Packet<'_>, ParseError> {
     {
         return Err(ParseError::InvalidPayload);
     }
-    Ok(Packet {
-        kind,
-        attachments,
-        namespace,
-        id,
-        data,
-    })
+    Packet::build(kind, namespace, id, attachments, data)
 }
 
 /// The reference parser's `isPayloadValid`.
@@ -171,12 +253,12 @@ fn payload_valid(kind: PacketType, v: &Value) -> bool {
     }
 }
 
-/// Checks that every `{"_placeholder":true,"num":N}` in `v` names an attachment below `count`
-/// and that there are exactly `count` of them.
+/// Checks that every `{"_placeholder":true,"num":N}` in `args` names an attachment below
+/// `count` and that there are exactly `count` of them.
 ///
 /// # Errors
 /// [`ParseError::BadPlaceholder`] otherwise.
-pub fn check_placeholders(v: &Value, count: usize) -> Result<(), ParseError> {
+pub fn check_placeholders(args: &[Value], count: usize) -> Result<(), ParseError> {
     fn walk(v: &Value, count: usize, seen: &mut usize) -> Result<(), ParseError> {
         match v {
             Value::Object(map) => {
@@ -198,7 +280,7 @@ pub fn check_placeholders(v: &Value, count: usize) -> Result<(), ParseError> {
         }
     }
     let mut seen = 0;
-    walk(v, count, &mut seen)?;
+    args.iter().try_for_each(|v| walk(v, count, &mut seen))?;
     if seen != count {
         return Err(ParseError::BadPlaceholder);
     }
@@ -236,38 +318,62 @@ mod tests {
     fn connect_variants() {
         let p = parse(b"0").unwrap();
         assert_eq!(
-            (p.kind, p.namespace, p.data),
-            (PacketType::Connect, "/", None)
+            p,
+            Packet::Connect {
+                ns: "/",
+                auth: None
+            }
         );
         let p = parse(b"0/admin,").unwrap();
-        assert_eq!(p.namespace, "/admin");
+        assert_eq!(p.namespace(), "/admin");
         let p = parse(b"0/admin").unwrap();
-        assert_eq!(p.namespace, "/admin");
+        assert_eq!(p.namespace(), "/admin");
         let p = parse(br#"0/admin,{"token":"x"}"#).unwrap();
-        assert_eq!(p.data, Some(json!({"token":"x"})));
+        assert_eq!(
+            p,
+            Packet::Connect {
+                ns: "/admin",
+                auth: Some(json!({"token":"x"}))
+            }
+        );
         assert_eq!(parse(b"0[1]").unwrap_err(), ParseError::InvalidPayload);
     }
 
     #[test]
     fn event_with_namespace_and_ack_id() {
         let p = parse(br#"2/chat,13["hello",1]"#).unwrap();
-        assert_eq!(p.kind, PacketType::Event);
-        assert_eq!(p.namespace, "/chat");
-        assert_eq!(p.id, Some(13));
-        assert_eq!(p.data, Some(json!(["hello", 1])));
+        assert_eq!(
+            p,
+            Packet::Event {
+                ns: "/chat",
+                id: Some(13),
+                args: vec![json!("hello"), json!(1)]
+            }
+        );
     }
 
     #[test]
     fn binary_event_attachments() {
         let p = parse(br#"52-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
             .unwrap();
-        assert_eq!(p.attachments, 2);
-        check_placeholders(p.data.as_ref().unwrap(), 2).unwrap();
+        let Packet::BinaryEvent {
+            attachments, args, ..
+        } = p
+        else {
+            panic!("not a binary event: {p:?}")
+        };
+        assert_eq!(attachments, 2);
+        check_placeholders(&args, 2).unwrap();
         let p = parse(br#"61-/a,4[{"_placeholder":true,"num":0}]"#).unwrap();
-        assert_eq!(
-            (p.kind, p.namespace, p.id, p.attachments),
-            (PacketType::BinaryAck, "/a", Some(4), 1)
-        );
+        assert!(matches!(
+            p,
+            Packet::BinaryAck {
+                ns: "/a",
+                id: Some(4),
+                attachments: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -306,16 +412,16 @@ mod tests {
 
     #[test]
     fn placeholder_mismatch() {
-        let v = json!(["x", {"_placeholder": true, "num": 1}]);
+        let v = [json!("x"), json!({"_placeholder": true, "num": 1})];
         assert_eq!(
             check_placeholders(&v, 1).unwrap_err(),
             ParseError::BadPlaceholder
         );
         assert_eq!(
-            check_placeholders(&json!(["x"]), 1).unwrap_err(),
+            check_placeholders(&[json!("x")], 1).unwrap_err(),
             ParseError::BadPlaceholder
         );
-        check_placeholders(&json!(["x"]), 0).unwrap();
+        check_placeholders(&[json!("x")], 0).unwrap();
     }
 
     #[test]

@@ -21,7 +21,8 @@ impl Dedup {
         }
     }
 
-    fn expire(&mut self, now: Instant) {
+    /// Forgets ids older than the window (also run periodically, so an idle server lets go).
+    pub fn expire(&mut self, now: Instant) {
         while let Some((t, _)) = self.order.front() {
             if now.duration_since(*t) < self.window && self.order.len() < self.cap {
                 break;

@@ -36,6 +36,11 @@ impl Outbox {
         }
     }
 
+    /// The id the next pushed event gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     pub fn push(
         &mut self,
         event: &str,

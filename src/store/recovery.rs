@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Stored {
     pub offset: u64,
     pub ns: usize,
+    /// Addressed to every socket of the namespace (`io.emit`); `rooms` is then ignored.
+    pub all: bool,
     pub rooms: Vec<String>,
     pub except: Vec<String>,
     pub at: Instant,
@@ -102,8 +104,8 @@ impl Recovery {
         after.saturating_add(1) >= oldest
     }
 
-    /// The broadcasts of namespace `ns` after offset `after` addressed to any of `rooms` (the
-    /// socket's id among them) and not excluding any of them. `None` when `after` is older
+    /// The broadcasts of namespace `ns` after offset `after` addressed to everyone or to any
+    /// of `rooms` (the socket's id among them), and not excluding any of them. `None` when `after` is older
     /// than what is kept, so the socket cannot be recovered faithfully.
     pub fn missed(&self, after: u64, ns: usize, rooms: &[String]) -> Option<Vec<Rc<Outbound>>> {
         if !self.covers(after) {
@@ -114,7 +116,7 @@ impl Recovery {
                 .iter()
                 .filter(|p| p.offset > after && p.ns == ns)
                 .filter(|p| {
-                    p.rooms.iter().any(|r| rooms.contains(r))
+                    (p.all || p.rooms.iter().any(|r| rooms.contains(r)))
                         && !p.except.iter().any(|r| rooms.contains(r))
                 })
                 .map(|p| Rc::clone(&p.msg))
@@ -176,6 +178,7 @@ mod tests {
             r.store(Stored {
                 offset,
                 ns: 0,
+                all: false,
                 rooms: vec![room.into()],
                 except: vec![],
                 at: now,
@@ -203,6 +206,7 @@ mod tests {
             r.store(Stored {
                 offset,
                 ns: 0,
+                all: false,
                 rooms: vec!["a".into()],
                 except: vec![],
                 at: now,
@@ -219,5 +223,67 @@ mod tests {
             r.take("pid", 0, now + Duration::from_secs(5)).is_none(),
             "window passed"
         );
+    }
+
+    fn stored(r: &mut Recovery, ns: usize, all: bool, rooms: &[&str], except: &[&str]) {
+        let offset = r.allocate();
+        r.store(Stored {
+            offset,
+            ns,
+            all,
+            rooms: rooms.iter().map(|s| s.to_string()).collect(),
+            except: except.iter().map(|s| s.to_string()).collect(),
+            at: Instant::now(),
+            msg: Rc::new(Outbound::text(offset.to_string())),
+        });
+    }
+
+    fn offsets(msgs: Vec<Rc<Outbound>>) -> Vec<String> {
+        let c = crate::engineio::wire::EncodeCounter::default();
+        msgs.iter()
+            .map(|m| String::from_utf8(m.polling(&c).to_vec()).unwrap())
+            .collect()
+    }
+
+    /// Regression: a broadcast to everyone (`io.emit` from the emitter or another node) was
+    /// stored with no rooms and never replayed, while the client's offset moved past it.
+    #[test]
+    fn broadcast_to_everyone_is_replayed() {
+        let mut r = Recovery::new(Duration::from_secs(120), 100);
+        stored(&mut r, 0, true, &[], &[]);
+        stored(&mut r, 1, true, &[], &[]);
+        stored(&mut r, 0, true, &[], &["s1"]);
+        let own = vec!["a".to_string(), "s1".to_string()];
+        assert_eq!(offsets(r.missed(0, 0, &own).unwrap()), vec!["1"]);
+        let other = vec!["s2".to_string()];
+        assert_eq!(offsets(r.missed(0, 0, &other).unwrap()), vec!["1", "3"]);
+    }
+
+    #[test]
+    fn replay_honours_rooms_except_and_order() {
+        let mut r = Recovery::new(Duration::from_secs(120), 100);
+        stored(&mut r, 0, false, &["a"], &[]); // 1
+        stored(&mut r, 0, false, &["b"], &[]); // 2: room b
+        stored(&mut r, 0, false, &["a", "b"], &["b"]); // 3: it is in an except room
+        stored(&mut r, 0, false, &["a", "c"], &["s9"]); // 4
+        stored(&mut r, 0, false, &["s1"], &[]); // 5: its sid room
+        let own = vec!["a".to_string(), "b".to_string(), "s1".to_string()];
+        assert_eq!(
+            offsets(r.missed(0, 0, &own).unwrap()),
+            vec!["1", "2", "4", "5"]
+        );
+        let own = vec!["a".to_string(), "s1".to_string()];
+        assert_eq!(offsets(r.missed(2, 0, &own).unwrap()), vec!["3", "4", "5"]);
+    }
+
+    #[test]
+    fn window_expires_packets_and_sessions() {
+        let mut r = Recovery::new(Duration::from_millis(50), 100);
+        stored(&mut r, 0, true, &[], &[]);
+        r.save("pid".into(), saved(&["a"]));
+        let later = Instant::now() + Duration::from_millis(100);
+        r.expire(later);
+        assert_eq!((r.stored(), r.saved()), (0, 0));
+        assert!(r.missed(1, 0, &["a".to_string()]).unwrap().is_empty());
     }
 }

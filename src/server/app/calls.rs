@@ -2,8 +2,9 @@
 //! reject, end, and `call:signal` relayed only to a participant's sockets in the call room.
 //! Media never passes the server.
 
-use super::validate::{id_value, json_len, Outcome, Payload, Refusal};
-use crate::server::sio::Target;
+use super::events::{ack, Call as EventCall, Outcome};
+use super::validate::{id_value, json_len, Refusal};
+use crate::server::deliver::Emit;
 use crate::server::Server;
 use crate::timer::Timer;
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ pub const MAX_INVITEES: usize = 16;
 pub const MAX_SIGNAL_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
-pub struct Call {
+pub struct LiveCall {
     /// Unique for the process: a timer of an earlier call with the same id never matches.
     pub uid: u64,
     pub initiator: String,
@@ -31,20 +32,12 @@ pub struct Call {
 
 impl Server {
     fn call_update(&mut self, call_id: &str, body: Value) {
-        let rooms = [format!("call:{call_id}")];
-        self.broadcast_event(
-            0,
-            "call:update",
-            vec![body],
-            Vec::new(),
-            Target {
-                rooms: &rooms,
-                ..Target::default()
-            },
-        );
+        let rooms = vec![format!("call:{call_id}")];
+        self.deliver(&Emit::to_rooms(0, "call:update", vec![body], rooms));
     }
 
-    pub(super) fn call_invite(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+    pub(super) fn call_invite(&mut self, c: &mut EventCall) -> Outcome {
+        let (sock, user, p) = (c.sock, c.user.as_str(), &c.p);
         let call_id = p.id("callId")?;
         let kind = p.text("kind", 16)?;
         if !matches!(kind.as_str(), "voice" | "video" | "screen") {
@@ -63,23 +56,26 @@ impl Server {
         };
         // Inviting yourself is a no-op.
         let invitees: Vec<String> = to.into_iter().filter(|u| u != user).collect();
-        if self.sockets[sock].ns != 0 {
+        if self.sockets.get(sock).is_none_or(|x| x.ns != 0) {
             return Err(Refusal::forbidden("calls live in the main namespace"));
         }
         let room = format!("call:{call_id}");
-        let new_uid = self.next_uid();
-        match self.app.calls.get_mut(&call_id) {
+        let new_uid = self.io.next_uid();
+        let created = match self.app.calls.get_mut(&call_id) {
             Some(c) if c.initiator != user && !c.participants.contains(user) => {
                 return Err(Refusal::forbidden("call id in use"))
             }
-            Some(c) => c.invited.extend(invitees.iter().cloned()),
+            Some(c) => {
+                c.invited.extend(invitees.iter().cloned());
+                false
+            }
             None => {
                 let mut participants = BTreeSet::new();
                 participants.insert(user.to_owned());
                 let invited = invitees.iter().cloned().collect();
                 self.app.calls.insert(
                     call_id.clone(),
-                    Call {
+                    LiveCall {
                         uid: new_uid,
                         initiator: user.to_owned(),
                         kind: kind.clone(),
@@ -87,27 +83,28 @@ impl Server {
                         participants,
                     },
                 );
+                true
             }
+        };
+        self.grant(&room, user);
+        if let Err(refusal) = self.join_checked(sock, &room) {
+            // Nothing of a call that could not start stays behind.
+            if created {
+                self.app.calls.remove(&call_id);
+                self.drop_grant(&room, user);
+            }
+            return Err(refusal);
         }
-        self.grants.grant(&room, user);
-        self.join_checked(sock, &room)?;
         let deadline = Instant::now() + INVITE_TIMEOUT;
         let call_uid = self.app.calls.get(&call_id).map_or(0, |c| c.uid);
         for invitee in &invitees {
-            self.grants.grant(&room, invitee);
-            self.mirror_grant(&room, invitee, true);
-            let rooms = [format!("user:{invitee}")];
+            self.grant(&room, invitee);
             let body = json!({"callId": call_id, "from": user, "kind": kind});
-            self.broadcast_event(
-                0,
-                "call:invite",
-                vec![body],
-                Vec::new(),
-                Target {
-                    rooms: &rooms,
-                    ..Target::default()
-                },
-            );
+            let e = Emit {
+                users: vec![invitee.clone()],
+                ..Emit::to_rooms(0, "call:invite", vec![body], Vec::new())
+            };
+            self.deliver(&e);
             self.timers.at(
                 deadline,
                 Timer::CallInviteTimeout {
@@ -117,7 +114,7 @@ impl Server {
                 },
             );
         }
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     fn participants(&self, call_id: &str) -> Vec<String> {
@@ -128,27 +125,34 @@ impl Server {
             .unwrap_or_default()
     }
 
-    pub(super) fn call_accept(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
-        let call_id = p.id("callId")?;
-        if self.sockets[sock].ns != 0 {
+    pub(super) fn call_accept(&mut self, c: &mut EventCall) -> Outcome {
+        let (sock, user) = (c.sock, c.user.as_str());
+        let call_id = c.p.id("callId")?;
+        if self.sockets.get(sock).is_none_or(|x| x.ns != 0) {
             return Err(Refusal::forbidden("calls live in the main namespace"));
         }
+        let Some(call) = self.app.calls.get(&call_id) else {
+            return Err(Refusal::new("not_found", "no such call"));
+        };
+        if !call.invited.contains(user) && !call.participants.contains(user) {
+            return Err(Refusal::forbidden("not invited to this call"));
+        }
+        // Joined first: an accept that cannot join leaves the invite as it was.
+        self.join_checked(sock, &format!("call:{call_id}"))?;
         let Some(call) = self.app.calls.get_mut(&call_id) else {
             return Err(Refusal::new("not_found", "no such call"));
         };
-        if !call.invited.remove(user) && !call.participants.contains(user) {
-            return Err(Refusal::forbidden("not invited to this call"));
-        }
+        call.invited.remove(user);
         call.participants.insert(user.to_owned());
         let kind = call.kind.clone();
-        self.join(sock, &format!("call:{call_id}"));
         let participants = self.participants(&call_id);
         self.call_update(&call_id, json!({"callId": call_id, "state": "active", "kind": kind, "userId": user, "participants": participants}));
-        Ok(json!({"ok": true, "participants": participants}))
+        ack(json!({"ok": true, "participants": participants}))
     }
 
-    pub(super) fn call_reject(&mut self, _sock: usize, user: &str, p: &Payload) -> Outcome {
-        let call_id = p.id("callId")?;
+    pub(super) fn call_reject(&mut self, c: &mut EventCall) -> Outcome {
+        let user = c.user.as_str();
+        let call_id = c.p.id("callId")?;
         let Some(call) = self.app.calls.get_mut(&call_id) else {
             return Err(Refusal::new("not_found", "no such call"));
         };
@@ -156,16 +160,16 @@ impl Server {
             return Err(Refusal::forbidden("no pending invite for this call"));
         }
         self.revoke_grant(&format!("call:{call_id}"), user);
-        self.mirror_grant(&format!("call:{call_id}"), user, false);
         self.call_update(
             &call_id,
             json!({"callId": call_id, "state": "rejected", "userId": user}),
         );
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn call_end(&mut self, _sock: usize, user: &str, p: &Payload) -> Outcome {
-        let call_id = p.id("callId")?;
+    pub(super) fn call_end(&mut self, c: &mut EventCall) -> Outcome {
+        let user = c.user.as_str();
+        let call_id = c.p.id("callId")?;
         let Some(call) = self.app.calls.get(&call_id) else {
             return Err(Refusal::new("not_found", "no such call"));
         };
@@ -173,7 +177,7 @@ impl Server {
             return Err(Refusal::forbidden("not in this call"));
         }
         self.end_call(&call_id, Some(user));
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     /// Tells the call room the call is over, then removes everyone and every grant.
@@ -187,15 +191,9 @@ impl Server {
         };
         let room = format!("call:{call_id}");
         for u in call.participants.iter().chain(call.invited.iter()) {
-            self.grants.revoke(&room, u);
-            self.mirror_grant(&room, u, false);
+            self.drop_grant(&room, u);
         }
-        let members: Vec<usize> = self.namespaces[0]
-            .rooms
-            .get(&room)
-            .map(|m| m.iter().copied().collect())
-            .unwrap_or_default();
-        for m in members {
+        for m in self.sockets.members(0, &room) {
             self.leave(m, &room);
         }
     }
@@ -211,8 +209,7 @@ impl Server {
         }
         let over = call.participants.len() < 2 && call.invited.is_empty();
         let room = format!("call:{call_id}");
-        self.grants.revoke(&room, user);
-        self.mirror_grant(&room, user, false);
+        self.drop_grant(&room, user);
         if over {
             self.end_call(call_id, Some(user));
         } else {
@@ -230,19 +227,18 @@ impl Server {
         if !call.invited.remove(user) {
             return;
         }
-        self.grants.revoke(&format!("call:{call_id}"), user);
+        self.drop_grant(&format!("call:{call_id}"), user);
         let body = json!({"callId": call_id, "state": "missed", "userId": user});
-        let rooms = [format!("call:{call_id}"), format!("user:{user}")];
-        self.broadcast_event(
-            0,
-            "call:update",
-            vec![body],
-            Vec::new(),
-            Target {
-                rooms: &rooms,
-                ..Target::default()
-            },
-        );
+        let e = Emit {
+            users: vec![user.to_owned()],
+            ..Emit::to_rooms(
+                0,
+                "call:update",
+                vec![body],
+                vec![format!("call:{call_id}")],
+            )
+        };
+        self.deliver(&e);
         let lonely = self
             .app
             .calls
@@ -253,9 +249,10 @@ impl Server {
         }
     }
 
-    pub(super) fn call_signal(&mut self, sock: usize, user: &str, mut p: Payload) -> Outcome {
-        let call_id = p.id("callId")?;
-        let to = p.id("to")?;
+    pub(super) fn call_signal(&mut self, c: &mut EventCall) -> Outcome {
+        let sock = c.sock;
+        let call_id = c.p.id("callId")?;
+        let to = c.p.id("to")?;
         let room = format!("call:{call_id}");
         self.require_room(sock, &room)?;
         let Some(call) = self.app.calls.get(&call_id) else {
@@ -264,29 +261,22 @@ impl Server {
         if !call.participants.contains(&to) {
             return Err(Refusal::forbidden("`to` is not a participant of this call"));
         }
-        let payload = p
-            .take("payload")
-            .ok_or_else(|| Refusal::invalid("`payload` is required"))?;
+        let payload =
+            c.p.take("payload")
+                .ok_or_else(|| Refusal::invalid("`payload` is required"))?;
         if json_len(&payload) > MAX_SIGNAL_BYTES {
             return Err(Refusal::invalid(format!(
                 "`payload` larger than {MAX_SIGNAL_BYTES} bytes"
             )));
         }
         // Only the addressee's sockets that are in the call room.
-        let recipients: Vec<usize> = self.namespaces[0]
-            .rooms
-            .get(&room)
-            .map(|m| {
-                m.iter()
-                    .copied()
-                    .filter(|&x| self.sockets[x].user.as_deref() == Some(to.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let body = json!({"callId": call_id, "from": user, "payload": payload});
+        let mut recipients = self.sockets.members(0, &room);
+        recipients.retain(|&x| self.sockets.user(x) == Some(to.as_str()));
+        recipients.sort_unstable();
+        let body = json!({"callId": call_id, "from": c.user, "payload": payload});
         for r in &recipients {
             self.emit_to(*r, "call:signal", std::slice::from_ref(&body), Vec::new());
         }
-        Ok(json!({"ok": true, "delivered": recipients.len()}))
+        ack(json!({"ok": true, "delivered": recipients.len()}))
     }
 }

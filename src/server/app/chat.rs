@@ -1,9 +1,11 @@
 //! Chat: typing indicators (throttled, self-expiring), messages (acked with a server id,
 //! relayed, forwarded), delivery/read receipts, reactions, and notification reads.
 
-use super::validate::{Outcome, Payload, Refusal};
+use super::events::{ack, Call, Outcome};
+use super::validate::{Payload, Refusal};
 use super::Typing;
 use crate::engineio::new_id;
+use crate::server::deliver::Emit;
 use crate::server::Server;
 use crate::store::now_ms;
 use crate::timer::Timer;
@@ -27,13 +29,14 @@ impl Server {
         Ok((conv, room))
     }
 
-    pub(super) fn typing_start(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
-        let (conv, room) = self.conversation_room(sock, p)?;
+    pub(super) fn typing_start(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user) = (c.sock, c.user.as_str());
+        let (conv, room) = self.conversation_room(sock, &c.p)?;
         let now = Instant::now();
         let key = (user.to_owned(), conv.clone());
         // Generations are unique for the process: a timer of an earlier indicator of the same
         // user and conversation never matches a new one.
-        let gen = self.next_uid();
+        let gen = self.io.next_uid();
         let relay = match self.app.typing.get_mut(&key) {
             Some(t) => {
                 t.gen = gen;
@@ -67,32 +70,22 @@ impl Server {
         if relay {
             self.relay_typing(sock, user, &conv, &room, "typing:start");
         }
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     fn relay_typing(&mut self, sock: usize, user: &str, conv: &str, room: &str, event: &str) {
         let ns = self.sockets.get(sock).map_or(0, |s| s.ns);
-        let rooms = [room.to_owned()];
-        let own = [format!("user:{user}")];
-        let target = crate::server::sio::Target {
-            rooms: &rooms,
-            except: &own,
-            except_socket: None,
-            volatile: true,
-            ..Default::default()
-        };
+        let body = json!({"conversationId": conv, "userId": user});
+        let mut e = Emit::to_rooms(ns, event, vec![body], vec![room.to_owned()]);
+        e.except = vec![format!("user:{user}")];
+        e.volatile = true;
         self.mirror_typing(conv, user, event == "typing:start");
-        self.broadcast_event(
-            ns,
-            event,
-            vec![json!({"conversationId": conv, "userId": user})],
-            Vec::new(),
-            target,
-        );
+        self.deliver(&e);
     }
 
-    pub(super) fn typing_stop(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
-        let (conv, room) = self.conversation_room(sock, p)?;
+    pub(super) fn typing_stop(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user) = (c.sock, c.user.as_str());
+        let (conv, room) = self.conversation_room(sock, &c.p)?;
         if self
             .app
             .typing
@@ -101,7 +94,7 @@ impl Server {
         {
             self.relay_typing(sock, user, &conv, &room, "typing:stop");
         }
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     pub(crate) fn on_typing_expire(&mut self, user: &str, conv: &str, gen: u64) {
@@ -120,7 +113,7 @@ impl Server {
 
     /// A disconnecting socket stops the indicators it started.
     pub(super) fn typing_socket_gone(&mut self, sock: usize) {
-        let Some(user) = self.sockets[sock].user.clone() else {
+        let Some(user) = self.sockets.user(sock).map(str::to_owned) else {
             return;
         };
         let mine: Vec<String> = self
@@ -142,16 +135,17 @@ impl Server {
         }
     }
 
-    pub(super) fn message_new(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
-        let (conv, room) = self.conversation_room(sock, p)?;
-        let text = p.text("text", MAX_MESSAGE_CHARS)?;
-        let client_id = p.opt_text("clientId", 128)?;
-        let attachments = match p.get("attachments") {
+    pub(super) fn message_new(&mut self, c: &mut Call) -> Outcome {
+        let sock = c.sock;
+        let (conv, room) = self.conversation_room(sock, &c.p)?;
+        let text = c.p.text("text", MAX_MESSAGE_CHARS)?;
+        let client_id = c.p.opt_text("clientId", 128)?;
+        let attachments = match c.p.take("attachments") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) if items.len() <= MAX_ATTACHMENTS => items
-                .iter()
+                .into_iter()
                 .map(|i| match i {
-                    Value::Object(m) => self.file_meta(&Payload(m.clone())).map(Value::Object),
+                    Value::Object(m) => self.file_meta(&Payload(m)).map(Value::Object),
                     _ => Err(Refusal::invalid("a file must be an object")),
                 })
                 .collect::<Result<Vec<Value>, Refusal>>()?,
@@ -161,6 +155,7 @@ impl Server {
                 )))
             }
         };
+        let user = c.user.as_str();
         let id = new_id();
         let created_at = now_ms();
         let msg = json!({
@@ -172,43 +167,40 @@ impl Server {
             "clientId": client_id,
             "createdAt": created_at,
         });
-        self.relay(sock, &room, "message:new", msg.clone(), Vec::new(), false);
+        let msg = self.relay(sock, &room, "message:new", msg);
         self.forward("message:new", &conv, Some(user), msg);
-        Ok(json!({"ok": true, "id": id, "createdAt": created_at}))
+        ack(json!({"ok": true, "id": id, "createdAt": created_at}))
     }
 
-    pub(super) fn receipt(&mut self, sock: usize, user: &str, event: &str, p: &Payload) -> Outcome {
+    pub(super) fn receipt(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user, p, event) = (c.sock, c.user.as_str(), &c.p, c.event.name());
         let (conv, room) = self.conversation_room(sock, p)?;
         let message_id = p.id("messageId")?;
         let body = json!({"conversationId": conv, "messageId": message_id, "userId": user, "at": now_ms()});
-        self.relay(sock, &room, event, body.clone(), Vec::new(), false);
+        let body = self.relay(sock, &room, event, body);
         self.forward(event, &conv, Some(user), body);
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn reaction(
-        &mut self,
-        sock: usize,
-        user: &str,
-        event: &str,
-        p: &Payload,
-    ) -> Outcome {
+    pub(super) fn reaction(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user, p, event) = (c.sock, c.user.as_str(), &c.p, c.event.name());
         let (conv, room) = self.conversation_room(sock, p)?;
         let message_id = p.id("messageId")?;
         let emoji = p.text("emoji", 32)?;
         let body = json!({"conversationId": conv, "messageId": message_id, "emoji": emoji, "userId": user});
-        self.relay(sock, &room, event, body.clone(), Vec::new(), false);
+        let body = self.relay(sock, &room, event, body);
         self.forward(event, &conv, Some(user), body);
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn notification_read(&mut self, user: &str, p: &Payload) -> Outcome {
+    pub(super) fn notification_read(&mut self, c: &mut Call) -> Outcome {
+        let (user, p) = (c.user.as_str(), &c.p);
         let body = if p.get("all") == Some(&Value::Bool(true)) {
             json!({"all": true, "userId": user})
         } else {
             json!({"notificationId": p.id("notificationId")?, "userId": user})
         };
         self.forward("notification:read", user, Some(user), body);
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 }

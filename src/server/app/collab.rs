@@ -2,14 +2,14 @@
 //! and whiteboard strokes, shared files, live quizzes with batched answer counts, and live
 //! classes with throttled viewer counts.
 
-use super::validate::{json_len, Outcome, Payload, Refusal};
+use super::events::{ack, Call, Outcome};
+use super::validate::{json_len, Payload, Refusal};
 use crate::engineio::new_id;
-use crate::server::sio::Target;
+use crate::server::deliver::Emit;
 use crate::server::Server;
 use crate::store::grants::classify;
 use crate::store::now_ms;
 use crate::timer::Timer;
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -34,74 +34,55 @@ pub struct Quiz {
 }
 
 impl Server {
-    pub(super) fn document_edit(
-        &mut self,
-        sock: usize,
-        user: &str,
-        mut p: Payload,
-        attachments: Vec<Bytes>,
-    ) -> Outcome {
-        let doc = p.id("docId")?;
+    pub(super) fn document_edit(&mut self, c: &mut Call) -> Outcome {
+        let sock = c.sock;
+        let doc = c.p.id("docId")?;
         let room = format!("document:{doc}");
         self.require_room(sock, &room)?;
-        let ops = p
-            .take("ops")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| Refusal::invalid("`ops` is required"))?;
+        let ops =
+            c.p.take("ops")
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| Refusal::invalid("`ops` is required"))?;
         let seq = {
             let s = self.app.doc_seq.entry(doc.clone()).or_insert(0);
             *s += 1;
             *s
         };
-        let body = json!({"docId": doc, "seq": seq, "ops": ops, "userId": user});
-        self.relay(sock, &room, "document:edit", body, attachments, false);
-        Ok(json!({"ok": true, "seq": seq}))
+        let body = json!({"docId": doc, "seq": seq, "ops": ops, "userId": c.user});
+        let attachments = std::mem::take(&mut c.attachments);
+        self.relay_with(sock, &room, "document:edit", body, attachments, false);
+        ack(json!({"ok": true, "seq": seq}))
     }
 
-    pub(super) fn document_cursor(&mut self, sock: usize, user: &str, mut p: Payload) -> Outcome {
-        let doc = p.id("docId")?;
+    pub(super) fn document_cursor(&mut self, c: &mut Call) -> Outcome {
+        let sock = c.sock;
+        let doc = c.p.id("docId")?;
         let room = format!("document:{doc}");
         self.require_room(sock, &room)?;
-        let cursor = p.take("cursor").unwrap_or(Value::Null);
+        let cursor = c.p.take("cursor").unwrap_or(Value::Null);
         if json_len(&cursor) > MAX_CURSOR_BYTES {
             return Err(Refusal::invalid(format!(
                 "`cursor` larger than {MAX_CURSOR_BYTES} bytes"
             )));
         }
-        self.relay(
-            sock,
-            &room,
-            "document:cursor",
-            json!({"docId": doc, "cursor": cursor, "userId": user}),
-            Vec::new(),
-            true,
-        );
-        Ok(json!({"ok": true}))
+        let body = json!({"docId": doc, "cursor": cursor, "userId": c.user});
+        self.relay_with(sock, &room, "document:cursor", body, Vec::new(), true);
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn whiteboard_stroke(
-        &mut self,
-        sock: usize,
-        user: &str,
-        mut p: Payload,
-        attachments: Vec<Bytes>,
-    ) -> Outcome {
-        let room = p.text("room", 200)?;
+    pub(super) fn whiteboard_stroke(&mut self, c: &mut Call) -> Outcome {
+        let sock = c.sock;
+        let room = c.p.text("room", 200)?;
         classify(&room).map_err(Refusal::invalid)?;
         self.require_room(sock, &room)?;
-        let stroke = p
-            .take("stroke")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| Refusal::invalid("`stroke` is required"))?;
-        self.relay(
-            sock,
-            &room,
-            "whiteboard:stroke",
-            json!({"room": room, "stroke": stroke, "userId": user}),
-            attachments,
-            true,
-        );
-        Ok(json!({"ok": true}))
+        let stroke =
+            c.p.take("stroke")
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| Refusal::invalid("`stroke` is required"))?;
+        let body = json!({"room": room, "stroke": stroke, "userId": c.user});
+        let attachments = std::mem::take(&mut c.attachments);
+        self.relay_with(sock, &room, "whiteboard:stroke", body, attachments, true);
+        ack(json!({"ok": true}))
     }
 
     /// Validates `{url, name, size, mime}` of a shared file.
@@ -147,21 +128,21 @@ impl Server {
         Ok(file)
     }
 
-    pub(super) fn file_shared(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+    pub(super) fn file_shared(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user, p) = (c.sock, c.user.as_str(), &c.p);
         let room = p.text("room", 200)?;
         classify(&room).map_err(Refusal::invalid)?;
         self.require_room(sock, &room)?;
         let mut file = self.file_meta(p)?;
         file.insert("room".into(), json!(room));
         file.insert("userId".into(), json!(user));
-        let body = Value::Object(file);
-        self.relay(sock, &room, "file:shared", body.clone(), Vec::new(), false);
+        let body = self.relay(sock, &room, "file:shared", Value::Object(file));
         let key = room
             .split_once(':')
             .map_or(room.as_str(), |(_, id)| id)
             .to_owned();
         self.forward("file:shared", &key, Some(user), body);
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     /// `quiz:update` from the internal API opens or closes a question.
@@ -205,7 +186,8 @@ impl Server {
         }
     }
 
-    pub(super) fn quiz_answer(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+    pub(super) fn quiz_answer(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user, p) = (c.sock, c.user.as_str(), &c.p);
         let quiz_id = p.id("quizId")?;
         let question = p.id("questionId")?;
         let answer = p.text("answer", 64)?;
@@ -235,7 +217,7 @@ impl Server {
             Some(user),
             json!({"quizId": quiz_id, "questionId": question, "answer": answer, "userId": user}),
         );
-        Ok(json!({"ok": true}))
+        ack(json!({"ok": true}))
     }
 
     pub(crate) fn on_quiz_flush(&mut self, quiz_id: &str) {
@@ -252,57 +234,39 @@ impl Server {
         if quiz.question.is_none() {
             self.app.quizzes.remove(quiz_id);
         }
-        let rooms = [format!("quiz:{quiz_id}")];
-        self.broadcast_event(
-            0,
-            "quiz:update",
-            vec![body],
-            Vec::new(),
-            Target {
-                rooms: &rooms,
-                ..Target::default()
-            },
-        );
+        let rooms = vec![format!("quiz:{quiz_id}")];
+        self.deliver(&Emit::to_rooms(0, "quiz:update", vec![body], rooms));
     }
 
-    pub(super) fn class_join(&mut self, sock: usize, _user: &str, p: &Payload) -> Outcome {
-        let class = p.id("classId")?;
+    pub(super) fn class_join(&mut self, c: &mut Call) -> Outcome {
+        let class = c.p.id("classId")?;
         let room = format!("class:{class}");
-        self.may_join(sock, &room)?;
-        self.join_checked(sock, &room)?;
-        Ok(json!({"ok": true, "viewers": self.viewers(&class)}))
+        self.may_join(c.sock, &room)?;
+        self.join_checked(c.sock, &room)?;
+        ack(json!({"ok": true, "viewers": self.viewers(&class)}))
     }
 
-    pub(super) fn class_leave(&mut self, sock: usize, p: &Payload) -> Outcome {
-        let class = p.id("classId")?;
-        self.leave(sock, &format!("class:{class}"));
-        Ok(json!({"ok": true}))
+    pub(super) fn class_leave(&mut self, c: &mut Call) -> Outcome {
+        let class = c.p.id("classId")?;
+        self.leave(c.sock, &format!("class:{class}"));
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn class_message(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
+    pub(super) fn class_message(&mut self, c: &mut Call) -> Outcome {
+        let (sock, user, p) = (c.sock, c.user.as_str(), &c.p);
         let class = p.id("classId")?;
         let room = format!("class:{class}");
         self.require_room(sock, &room)?;
         let text = p.text("text", 2000)?;
         let id = new_id();
         let body = json!({"id": id, "classId": class, "userId": user, "text": text, "createdAt": now_ms()});
-        self.relay(
-            sock,
-            &room,
-            "class:message",
-            body.clone(),
-            Vec::new(),
-            false,
-        );
+        let body = self.relay(sock, &room, "class:message", body);
         self.forward("class:message", &class, Some(user), body);
-        Ok(json!({"ok": true, "id": id}))
+        ack(json!({"ok": true, "id": id}))
     }
 
     fn viewers(&self, class: &str) -> usize {
-        self.namespaces[0]
-            .rooms
-            .get(&format!("class:{class}"))
-            .map_or(0, |m| m.len())
+        self.sockets.room_len(0, &format!("class:{class}"))
     }
 
     /// Schedules a viewer-count update for a class (at most one per interval).
@@ -322,17 +286,14 @@ impl Server {
             return;
         }
         let viewers = self.viewers(class);
-        let rooms = [format!("class:{class}")];
-        self.broadcast_event(
+        let body = json!({"classId": class, "viewers": viewers});
+        let mut e = Emit::to_rooms(
             0,
             "class:update",
-            vec![json!({"classId": class, "viewers": viewers})],
-            Vec::new(),
-            Target {
-                rooms: &rooms,
-                volatile: true,
-                ..Target::default()
-            },
+            vec![body],
+            vec![format!("class:{class}")],
         );
+        e.volatile = true;
+        self.deliver(&e);
     }
 }

@@ -6,27 +6,27 @@
 mod calls;
 mod chat;
 mod collab;
+pub mod events;
 mod presence;
 mod rooms;
 pub mod validate;
 
-use super::sio::Target;
+use super::deliver::Emit;
 use super::Server;
 use crate::config::Profile;
 use crate::store::ratelimit::{Buckets, Class};
 use bytes::Bytes;
+use events::{event_name, Call, Event, Outcome, Reply};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
-use validate::{Outcome, Payload, Refusal};
+use validate::{Payload, Refusal};
 
-pub use calls::Call;
+pub use calls::LiveCall;
 pub use collab::Quiz;
 
 /// The room every socket of the bench profile joins.
 pub const BENCH_ROOM: &str = "bench";
-/// Refusal code of a handler that answers later; never sent.
-pub const DEFERRED: &str = "deferred";
 /// Refusals within a minute after which a socket is disconnected for abuse.
 pub const ABUSE_REFUSALS: u32 = 100;
 
@@ -36,7 +36,7 @@ pub const ABUSE_REFUSALS: u32 = 100;
 pub struct State {
     /// (user, conversation) -> the typing indicator.
     pub typing: HashMap<(String, String), Typing>,
-    pub calls: HashMap<String, Call>,
+    pub calls: HashMap<String, LiveCall>,
     pub doc_seq: HashMap<String, u64>,
     pub quizzes: HashMap<String, Quiz>,
     pub classes_dirty: HashSet<String>,
@@ -47,21 +47,6 @@ pub struct Typing {
     pub socket: usize,
     pub gen: u64,
     pub last_relay: Instant,
-}
-
-/// The rate-limit class of a client event; `None` for an unknown event.
-fn class_of(name: &str) -> Option<Class> {
-    Some(match name {
-        "room:join" | "room:leave" => Class::Rooms,
-        "presence:subscribe" | "presence:unsubscribe" => Class::Presence,
-        "typing:start" | "typing:stop" => Class::Typing,
-        "message:new" | "message:delivered" | "message:read" | "reaction:add"
-        | "reaction:remove" | "notification:read" | "class:message" | "file:shared" => Class::Chat,
-        "call:invite" | "call:accept" | "call:reject" | "call:end" | "call:signal" => Class::Signal,
-        "document:edit" | "document:cursor" | "whiteboard:stroke" => Class::Collab,
-        "quiz:answer" | "class:join" | "class:leave" => Class::Other,
-        _ => return None,
-    })
 }
 
 impl Server {
@@ -75,7 +60,6 @@ impl Server {
                 self.join(sock, BENCH_ROOM);
             }
             Profile::Production => {
-                // Sending the CONNECT reply (and missed packets) may have closed a slow client.
                 if self.sockets.get(sock).is_some_and(|x| x.ns == 0) {
                     self.presence_connected(sock);
                     self.deliver_mailbox(sock);
@@ -96,63 +80,47 @@ impl Server {
         }
     }
 
-    /// A socket emitted `name` with `args` (placeholders for `attachments`), asking for an
-    /// ack when `ack` is set.
+    /// A socket emitted `args` (its first element the event name; placeholders for
+    /// `attachments`), asking for an ack when `ack` is set.
     pub(crate) fn on_event(
         &mut self,
         sock: usize,
-        name: &str,
-        args: Vec<Value>,
+        mut args: Vec<Value>,
         attachments: Vec<Bytes>,
         ack: Option<u64>,
     ) {
-        match (self.config.profile, name) {
+        if args.is_empty() {
+            return;
+        }
+        let first = args.remove(0);
+        let name = event_name(&first);
+        match (self.config.profile, name.as_ref()) {
             (Profile::Conformance, "message") => {
                 self.emit_to(sock, "message-back", &args, attachments)
             }
             (Profile::Conformance, "message-with-ack") => {
                 if let Some(id) = ack {
-                    self.ack(sock, id, args, attachments);
+                    self.ack(sock, id, &args, attachments);
                 }
             }
-            (Profile::Bench, "bench:publish") => {
-                // bench/CONTRACT.md: relay to the payload's `room`, else to `bench`.
-                let ns = self.sockets[sock].ns;
-                let room = args
-                    .first()
-                    .and_then(|p| p.get("room"))
-                    .and_then(Value::as_str)
-                    .unwrap_or(BENCH_ROOM);
-                let rooms = [room.to_owned()];
-                self.broadcast_event(
-                    ns,
-                    "bench:msg",
-                    args,
-                    attachments,
-                    Target {
-                        rooms: &rooms,
-                        ..Target::default()
-                    },
-                );
-            }
+            (Profile::Bench, "bench:publish") => self.bench_publish(sock, args, attachments),
             (Profile::Bench, "bench:join") => {
                 if let Some(Value::String(room)) = args.first() {
                     let room = room.clone();
                     self.join(sock, &room);
                 }
                 if let Some(id) = ack {
-                    self.ack(sock, id, Vec::new(), Vec::new());
+                    self.ack(sock, id, &[], Vec::new());
                 }
             }
             (_, "echo") if self.config.diagnostics => {
                 if let Some(id) = ack {
-                    self.ack(sock, id, args, attachments);
+                    self.ack(sock, id, &args, attachments);
                 }
             }
             (Profile::Production, _) => {
-                self.current_ack = ack;
-                let outcome = self.feature_event(sock, name, args, attachments);
-                self.reply(sock, name, ack, outcome);
+                let outcome = self.feature_event(sock, &name, ack, args, attachments);
+                self.reply(sock, &name, ack, outcome);
             }
             _ => {
                 self.metrics.unknown_events += 1;
@@ -160,9 +128,25 @@ impl Server {
                     "unknown_event",
                     format!("no handler for {name:?}"),
                 ));
-                self.reply(sock, name, ack, outcome);
+                self.reply(sock, &name, ack, outcome);
             }
         }
+    }
+
+    /// bench/CONTRACT.md: relay to the payload's `room`, else to `bench`.
+    fn bench_publish(&mut self, sock: usize, args: Vec<Value>, attachments: Vec<Bytes>) {
+        let Some(ns) = self.sockets.get(sock).map(|x| x.ns) else {
+            return;
+        };
+        let room = args
+            .first()
+            .and_then(|p| p.get("room"))
+            .and_then(Value::as_str)
+            .unwrap_or(BENCH_ROOM)
+            .to_owned();
+        let mut e = Emit::to_rooms(ns, "bench:msg", args, vec![room]);
+        e.attachments = attachments;
+        self.deliver(&e);
     }
 
     /// Runs a platform event through the common checks, then its handler.
@@ -170,31 +154,23 @@ impl Server {
         &mut self,
         sock: usize,
         name: &str,
+        ack: Option<u64>,
         mut args: Vec<Value>,
         attachments: Vec<Bytes>,
     ) -> Outcome {
-        let Some(class) = class_of(name) else {
+        let Some(event) = Event::parse(name) else {
             self.metrics.unknown_events += 1;
-            log::debug!(
-                "unknown event {name:?} from socket {}",
-                self.sockets[sock].id
-            );
+            log::debug!("unknown event {name:?} from socket {sock}");
             // Unknown events spend the `other` budget too, so a flood of them ends in a
             // disconnect like any other abuse.
-            if !self.take_token(sock, Class::Other) {
-                self.metrics.rate_limited += 1;
-                return Err(Refusal::new("rate_limited", "too many events; slow down"));
-            }
+            self.take_token(sock, Class::Other)?;
             return Err(Refusal::new(
                 "unknown_event",
                 format!("no handler for {name:?}"),
             ));
         };
-        if !self.take_token(sock, class) {
-            self.metrics.rate_limited += 1;
-            return Err(Refusal::new("rate_limited", "too many events; slow down"));
-        }
-        let Some(user) = self.sockets[sock].user.clone() else {
+        self.take_token(sock, event.class())?;
+        let Some(user) = self.sockets.user(sock).map(str::to_owned) else {
             return Err(Refusal::forbidden("authentication required"));
         };
         let mut p = Payload::from_args(&mut args)?;
@@ -208,125 +184,69 @@ impl Server {
             }
         };
         if let Some(eid) = &event_id {
-            if self.dedup.seen(&user, eid, Instant::now()) {
+            if self.stores.dedup.seen(&user, eid, Instant::now()) {
                 self.metrics.duplicate_events += 1;
-                return Ok(json!({"ok": true, "duplicate": true}));
+                return events::ack(json!({"ok": true, "duplicate": true}));
             }
         }
-        let outcome = self.run_handler(sock, &user, name, p, attachments);
+        let mut call = Call {
+            event,
+            sock,
+            user,
+            ack,
+            p,
+            attachments,
+        };
+        let outcome = event.handle(self, &mut call);
         // Only an event that took effect makes its retries duplicates; a refused one may be
         // retried (after joining the room, say).
         if let (Some(eid), Ok(_)) = (&event_id, &outcome) {
-            self.dedup.record(&user, eid, Instant::now());
+            self.stores.dedup.record(&call.user, eid, Instant::now());
         }
         outcome
     }
 
-    fn run_handler(
-        &mut self,
-        sock: usize,
-        user: &str,
-        name: &str,
-        p: Payload,
-        attachments: Vec<Bytes>,
-    ) -> Outcome {
-        match name {
-            "room:join" => self.room_join(sock, user, &p),
-            "room:leave" => self.room_leave(sock, &p),
-            "presence:subscribe" => self.presence_subscribe(sock, &p),
-            "presence:unsubscribe" => self.presence_unsubscribe(sock, &p),
-            "typing:start" => self.typing_start(sock, user, &p),
-            "typing:stop" => self.typing_stop(sock, user, &p),
-            "message:new" => self.message_new(sock, user, &p),
-            "message:delivered" | "message:read" => self.receipt(sock, user, name, &p),
-            "reaction:add" | "reaction:remove" => self.reaction(sock, user, name, &p),
-            "notification:read" => self.notification_read(user, &p),
-            "call:invite" => self.call_invite(sock, user, &p),
-            "call:accept" => self.call_accept(sock, user, &p),
-            "call:reject" => self.call_reject(sock, user, &p),
-            "call:end" => self.call_end(sock, user, &p),
-            "call:signal" => self.call_signal(sock, user, p),
-            "document:edit" => self.document_edit(sock, user, p, attachments),
-            "document:cursor" => self.document_cursor(sock, user, p),
-            "whiteboard:stroke" => self.whiteboard_stroke(sock, user, p, attachments),
-            "file:shared" => self.file_shared(sock, user, &p),
-            "quiz:answer" => self.quiz_answer(sock, user, &p),
-            "class:join" => self.class_join(sock, user, &p),
-            "class:leave" => self.class_leave(sock, &p),
-            "class:message" => self.class_message(sock, user, &p),
-            _ => Err(Refusal::new(
-                "unknown_event",
-                format!("no handler for {name:?}"),
-            )),
-        }
-    }
-
     /// Takes a rate-limit token; disconnects a socket that keeps hammering.
-    fn take_token(&mut self, sock: usize, class: Class) -> bool {
+    fn take_token(&mut self, sock: usize, class: Class) -> Result<(), Refusal> {
         let now = Instant::now();
-        let limits = self.limits;
-        let socket = &mut self.sockets[sock];
-        let buckets = socket
-            .buckets
-            .get_or_insert_with(|| Box::new(Buckets::new(&limits, now)));
+        let limits = self.stores.limits;
+        let Some(buckets) = self.sockets.buckets(sock, || Buckets::new(&limits, now)) else {
+            return Err(Refusal::forbidden("socket is gone"));
+        };
         if buckets.take(class, &limits, now) {
-            return true;
+            return Ok(());
         }
-        if buckets.refusals >= ABUSE_REFUSALS {
-            log::warn!(
-                "disconnecting socket {} for repeated rate-limit violations",
-                socket.id
-            );
+        let abusive = buckets.refusals >= ABUSE_REFUSALS;
+        self.metrics.rate_limited += 1;
+        if abusive {
+            log::warn!("disconnecting socket {sock} for repeated rate-limit violations");
             self.metrics.abuse_disconnects += 1;
             self.disconnect_socket(sock, "rate limit abuse");
         }
-        false
+        Err(Refusal::new("rate_limited", "too many events; slow down"))
     }
 
     /// Sends the outcome: as the ack when one was asked for, else refusals as an `error` event.
     pub(crate) fn reply(&mut self, sock: usize, name: &str, ack: Option<u64>, outcome: Outcome) {
-        if !self.sockets.contains(sock) {
-            return;
-        }
-        if matches!(&outcome, Err(r) if r.is_deferred()) {
-            // The handler answers later (it waits for Redis).
+        if self.sockets.get(sock).is_none() {
             return;
         }
         match (ack, outcome) {
-            (Some(id), Ok(v)) => self.ack(sock, id, vec![v], Vec::new()),
+            // The handler answers later itself (it waits for Redis).
+            (_, Ok(Reply::Later)) => {}
+            (Some(id), Ok(Reply::Ack(v))) => self.ack(sock, id, &[v], Vec::new()),
             (Some(id), Err(r)) => {
                 self.metrics.refused_events += 1;
-                self.ack(
-                    sock,
-                    id,
-                    vec![json!({"ok": false, "error": r.code, "message": r.message})],
-                    Vec::new(),
-                );
+                let body = json!({"ok": false, "error": r.code, "message": r.message});
+                self.ack(sock, id, &[body], Vec::new());
             }
-            (None, Ok(_)) => {}
+            (None, Ok(Reply::Ack(_))) => {}
             (None, Err(r)) => {
                 self.metrics.refused_events += 1;
                 let body = json!({"event": name, "error": r.code, "message": r.message});
                 self.emit_to(sock, "error", &[body], Vec::new());
             }
         }
-    }
-
-    /// Server-side disconnect of one socket (its session and other namespaces go on).
-    pub(crate) fn disconnect_socket(&mut self, sock: usize, reason: &str) {
-        let Some(socket) = self.sockets.get(sock) else {
-            return;
-        };
-        let s = socket.session;
-        let msg = crate::socketio::message(
-            crate::socketio::PacketType::Disconnect,
-            &self.namespaces[socket.ns].name,
-            None,
-            None,
-            Vec::new(),
-        );
-        self.send(s, &std::rc::Rc::new(msg));
-        self.remove_socket(sock, reason, false);
     }
 
     /// Calls whose room this socket leaves for the last time for its user.
@@ -345,15 +265,11 @@ impl Server {
             .collect();
         for call in calls {
             let room = format!("call:{call}");
-            let others = self.namespaces[0].rooms.get(&room).is_some_and(|m| {
-                m.iter().any(|&x| {
-                    x != sock
-                        && self
-                            .sockets
-                            .get(x)
-                            .is_some_and(|s| s.user.as_deref() == Some(user.as_str()))
-                })
-            });
+            let others = self
+                .sockets
+                .members(0, &room)
+                .into_iter()
+                .any(|x| x != sock && self.sockets.user(x) == Some(user.as_str()));
             if !others {
                 self.call_participant_left(&call, &user);
             }
@@ -361,7 +277,7 @@ impl Server {
     }
 
     /// Joins `room`, refusing when the socket is already in the most rooms it may be in.
-    fn join_checked(&mut self, sock: usize, room: &str) -> Result<(), Refusal> {
+    pub(crate) fn join_checked(&mut self, sock: usize, room: &str) -> Result<(), Refusal> {
         if self.join(sock, room) {
             Ok(())
         } else {
@@ -369,28 +285,28 @@ impl Server {
                 "too_many_rooms",
                 format!(
                     "at most {} rooms per socket",
-                    crate::server::sio::MAX_ROOMS_PER_SOCKET
+                    crate::server::sockets::MAX_ROOMS_PER_SOCKET
                 ),
             ))
         }
     }
 
-    /// Whether the socket is in `room`.
-    fn in_room(&self, sock: usize, room: &str) -> bool {
-        self.sockets[sock].rooms.iter().any(|r| r == room)
-    }
-
     /// Refuses unless the socket is in `room`: sockets emit only into rooms they are in.
     fn require_room(&self, sock: usize, room: &str) -> Result<(), Refusal> {
-        if self.in_room(sock, room) {
+        if self.sockets.in_room(sock, room) {
             Ok(())
         } else {
             Err(Refusal::forbidden(format!("join {room} first")))
         }
     }
 
-    /// Relays an event from a socket to the others in a room of its namespace.
-    fn relay(
+    /// Relays an event from a socket to the others in a room of its namespace; gives the
+    /// payload back (it was encoded, not copied) for forwarding.
+    fn relay(&mut self, sock: usize, room: &str, event: &str, payload: Value) -> Value {
+        self.relay_with(sock, room, event, payload, Vec::new(), false)
+    }
+
+    fn relay_with(
         &mut self,
         sock: usize,
         room: &str,
@@ -398,32 +314,47 @@ impl Server {
         payload: Value,
         attachments: Vec<Bytes>,
         volatile: bool,
-    ) -> usize {
-        let ns = self.sockets[sock].ns;
-        let rooms = [room.to_owned()];
-        let target = Target {
-            rooms: &rooms,
-            except: &[],
-            except_socket: Some(sock),
-            volatile,
-            ..Target::default()
-        };
-        self.broadcast_event(ns, event, vec![payload], attachments, target)
+    ) -> Value {
+        let ns = self.sockets.get(sock).map_or(0, |x| x.ns);
+        let mut e = Emit::to_rooms(ns, event, vec![payload], vec![room.to_owned()]);
+        e.attachments = attachments;
+        e.except_socket = Some(sock);
+        e.volatile = volatile;
+        self.deliver(&e);
+        e.args.pop().unwrap_or(Value::Null)
     }
 
-    /// Hands a client event to the outbound stream the platform persists.
+    /// Hands a client event to the outbound stream the platform persists: the Kafka record
+    /// is serialized from borrowed parts, then the data moves into the outbox.
     fn forward(&mut self, event: &str, key: &str, user: Option<&str>, data: Value) {
-        let at = crate::store::now_ms();
-        let id = self.outbox.push(
-            event,
-            key.to_owned(),
-            user.map(str::to_owned),
-            data.clone(),
-            at,
-        );
-        if self.cluster.kafka.is_some() {
-            let record = json!({"id": format!("{}-{id}", self.config.node_id), "event": event, "key": key, "userId": user, "data": data, "at": at});
-            self.produce_client_event(key, &record);
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            id: String,
+            event: &'a str,
+            key: &'a str,
+            #[serde(rename = "userId")]
+            user_id: Option<&'a str>,
+            data: &'a Value,
+            at: u64,
         }
+        let at = crate::store::now_ms();
+        let id = self.stores.outbox.next_id();
+        if self.cluster.kafka.is_some() {
+            let record = Record {
+                id: format!("{}-{id}", self.config.node_id),
+                event,
+                key,
+                user_id: user,
+                data: &data,
+                at,
+            };
+            let bytes = serde_json::to_vec(&record).expect("serializing a Value cannot fail");
+            self.produce_client_event(key, bytes);
+        }
+        let pushed =
+            self.stores
+                .outbox
+                .push(event, key.to_owned(), user.map(str::to_owned), data, at);
+        debug_assert_eq!(pushed, id);
     }
 }

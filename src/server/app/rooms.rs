@@ -1,7 +1,9 @@
 //! Room access control: `room:join`/`room:leave` checked against room kinds and grants (token
-//! claims or the internal API), and grant revocation that removes sockets at once.
+//! claims or the internal API), and the grant verbs that keep the store and its Redis mirror
+//! together (every grant change goes through them).
 
-use super::validate::{Outcome, Payload, Refusal};
+use super::events::{ack, Call, Outcome, Reply};
+use super::validate::Refusal;
 use crate::server::Server;
 use crate::store::grants::{classify, RoomKind};
 use serde_json::json;
@@ -12,7 +14,9 @@ impl Server {
     /// # Errors
     /// A refusal naming why not.
     pub(crate) fn may_join(&self, sock: usize, room: &str) -> Result<(), Refusal> {
-        let socket = &self.sockets[sock];
+        let Some(socket) = self.sockets.get(sock) else {
+            return Err(Refusal::forbidden("socket is gone"));
+        };
         let kind = classify(room).map_err(Refusal::invalid)?;
         let user = socket.user.as_deref();
         match kind {
@@ -22,7 +26,7 @@ impl Server {
             RoomKind::Public => Err(Refusal::forbidden("authentication required")),
             RoomKind::Private => {
                 let granted = socket.claim_rooms.iter().any(|r| r == room)
-                    || user.is_some_and(|u| self.grants.has(room, u));
+                    || user.is_some_and(|u| self.stores.grants.has(room, u));
                 if granted {
                     Ok(())
                 } else {
@@ -32,54 +36,62 @@ impl Server {
         }
     }
 
-    pub(super) fn room_join(&mut self, sock: usize, user: &str, p: &Payload) -> Outcome {
-        let room = p.text("room", 200)?;
-        if let Err(refusal) = self.may_join(sock, &room) {
+    pub(super) fn room_join(&mut self, c: &mut Call) -> Outcome {
+        let room = c.p.text("room", 200)?;
+        if let Err(refusal) = self.may_join(c.sock, &room) {
             // A grant written to Redis (by the platform or another node) is looked up there;
             // the ack follows the reply.
             let private = matches!(classify(&room), Ok(RoomKind::Private));
-            if private && self.defer_join(sock, user, &room, self.current_ack) {
-                return Err(Refusal::deferred());
+            if private && self.defer_join(c.sock, &c.user, &room, c.ack) {
+                return Ok(Reply::Later);
             }
             return Err(refusal);
         }
-        self.join_checked(sock, &room)?;
-        Ok(json!({"ok": true}))
+        self.join_checked(c.sock, &room)?;
+        ack(json!({"ok": true}))
     }
 
-    pub(super) fn room_leave(&mut self, sock: usize, p: &Payload) -> Outcome {
-        let room = p.text("room", 200)?;
+    pub(super) fn room_leave(&mut self, c: &mut Call) -> Outcome {
+        let room = c.p.text("room", 200)?;
         if room.starts_with("user:") {
             return Err(Refusal::forbidden("the user room cannot be left"));
         }
-        self.leave(sock, &room);
-        Ok(json!({"ok": true}))
+        self.leave(c.sock, &room);
+        ack(json!({"ok": true}))
     }
 
-    /// Revokes `user`'s grant to `room` (API or token claim): their sockets leave the room now
-    /// and get `room:removed`. Returns how many sockets were removed.
+    /// Grants `user` the private `room`, here and in the Redis mirror. `true` when new.
+    pub(crate) fn grant(&mut self, room: &str, user: &str) -> bool {
+        let new = self.stores.grants.grant(room, user);
+        self.mirror_grant(room, user, true);
+        new
+    }
+
+    /// Takes `user`'s grant to `room` back, here and in the Redis mirror; their sockets stay
+    /// where they are (the caller moves them).
+    pub(crate) fn drop_grant(&mut self, room: &str, user: &str) {
+        self.stores.grants.revoke(room, user);
+        self.mirror_grant(room, user, false);
+    }
+
+    /// Revokes `user`'s grant to `room` (API or token claim): [`Server::drop_grant`], then
+    /// their sockets leave the room at once. Returns how many sockets were removed.
     pub(crate) fn revoke_grant(&mut self, room: &str, user: &str) -> usize {
-        self.grants.revoke(room, user);
-        let members: Vec<usize> = self
-            .namespaces
-            .iter()
-            .flat_map(|ns| {
-                ns.rooms
-                    .get(&format!("user:{user}"))
-                    .into_iter()
-                    .flatten()
-                    .copied()
-            })
+        self.drop_grant(room, user);
+        self.evict(room, user)
+    }
+
+    /// `user`'s sockets leave `room` and get `room:removed`; a token's claim to it stops
+    /// counting for them. Returns how many sockets were removed.
+    pub(crate) fn evict(&mut self, room: &str, user: &str) -> usize {
+        let own = format!("user:{user}");
+        let members: Vec<usize> = (0..self.sockets.ns_len())
+            .flat_map(|ns| self.sockets.members(ns, &own))
             .collect();
         let mut removed = 0;
         for sock in members {
-            // A token's claim cannot be taken back, but it stops counting for this socket.
-            // An earlier emit may have closed a slow client's session (and this socket).
-            let Some(socket) = self.sockets.get_mut(sock) else {
-                continue;
-            };
-            socket.claim_rooms.retain(|r| r != room);
-            if self.in_room(sock, room) {
+            self.sockets.drop_claim(sock, room);
+            if self.sockets.in_room(sock, room) {
                 self.leave(sock, room);
                 removed += 1;
                 self.emit_to(

@@ -26,20 +26,10 @@ impl Refusal {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new("forbidden", message)
     }
-
-    /// Not a refusal: the handler answers later (it waits for Redis); never sent.
-    pub fn deferred() -> Self {
-        Self::new(super::DEFERRED, "")
-    }
-
-    pub fn is_deferred(&self) -> bool {
-        self.code == super::DEFERRED
-    }
 }
 
-pub type Outcome = Result<Value, Refusal>;
-
 /// The first argument of an event, which must be an object.
+#[derive(Debug)]
 pub struct Payload(pub Map<String, Value>);
 
 impl Payload {

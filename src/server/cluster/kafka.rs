@@ -1,21 +1,22 @@
 //! Kafka events in (envelopes delivered locally, once per id) and client events out.
 
 use super::*;
+use crate::server::deliver::{Emit, Origin};
 
 impl Server {
     pub(super) fn on_kafka_event(&mut self, ev: KafkaEvent) {
         match ev {
             KafkaEvent::Connected => {
-                if !self.cluster.kafka_up {
+                if !self.cluster.stats.kafka_up {
                     log::info!("kafka connected");
                 }
-                self.cluster.kafka_up = true;
+                self.cluster.stats.kafka_up = true;
             }
             KafkaEvent::Disconnected(why) => {
-                if self.cluster.kafka_up {
+                if self.cluster.stats.kafka_up {
                     log::debug!("kafka session down ({why}); the kafka thread reconnects and resumes from committed offsets");
                 }
-                self.cluster.kafka_up = false;
+                self.cluster.stats.kafka_up = false;
             }
             KafkaEvent::Record {
                 topic,
@@ -36,7 +37,7 @@ impl Server {
         let env = match crate::kafka::envelope::parse_envelope(value) {
             Ok(e) => e,
             Err(e) => {
-                self.cluster.kafka_bad_records += 1;
+                self.cluster.stats.kafka_bad_records += 1;
                 log::warn!("skipping a kafka record that is not an event envelope: {e}");
                 return;
             }
@@ -46,48 +47,41 @@ impl Server {
             .kafka_seen
             .first_time("", &env.id, Instant::now())
         {
-            self.cluster.kafka_duplicates += 1;
+            self.cluster.stats.kafka_duplicates += 1;
             return;
         }
-        let Some(ns) = env.namespace.as_deref().map_or(Some(0), |n| {
-            self.namespaces.iter().position(|x| x.name == n)
-        }) else {
-            self.cluster.kafka_bad_records += 1;
+        let Some(ns) = env
+            .namespace
+            .as_deref()
+            .map_or(Some(0), |n| self.sockets.ns(n))
+        else {
+            self.cluster.stats.kafka_bad_records += 1;
             log::warn!("kafka event {} names an unknown namespace", env.id);
             return;
         };
-        let mut rooms = env.rooms;
-        rooms.extend(env.users.iter().map(|u| format!("user:{u}")));
-        if rooms.is_empty() {
-            self.cluster.kafka_bad_records += 1;
+        if env.rooms.is_empty() && env.users.is_empty() {
+            self.cluster.stats.kafka_bad_records += 1;
             log::warn!("kafka event {} names no target", env.id);
             return;
         }
-        if env.event == "quiz:update" {
-            if let Some(d) = &env.data {
-                self.quiz_control(d);
-            }
-        }
-        if env.event == "notification:new" && ns == 0 {
-            if let Some(d) = &env.data {
-                self.queue_offline(&rooms, &env.except, d, Some(&env.id));
-            }
-        }
-        let args: Vec<Value> = env.data.into_iter().collect();
         // Every node consumes every event, so delivery is local only.
-        let target = Target {
-            rooms: &rooms,
-            except: &env.except,
-            local: true,
-            ..Target::default()
+        let e = Emit {
+            ns,
+            event: env.event,
+            args: env.data.into_iter().collect(),
+            rooms: env.rooms,
+            users: env.users,
+            except: env.except,
+            origin: Origin::Kafka { id: env.id },
+            ..Emit::default()
         };
-        self.broadcast_event(ns, &env.event, args, Vec::<Bytes>::new(), target);
+        self.deliver(&e);
     }
 
-    /// Hands a client event to Kafka when configured.
-    pub(crate) fn produce_client_event(&mut self, key: &str, value: &Value) {
+    /// Hands a serialized client event to Kafka when configured.
+    pub(crate) fn produce_client_event(&mut self, key: &str, value: Vec<u8>) {
         if let Some(k) = &self.cluster.kafka {
-            if let Err(e) = k.produce(key.to_owned(), value.to_string().into_bytes()) {
+            if let Err(e) = k.produce(key.to_owned(), value) {
                 log::debug!("client event not produced: {e}");
             }
         }

@@ -11,7 +11,7 @@ impl Server {
         if self.cluster.redis.is_none() {
             return;
         }
-        let Some(user) = self.sockets.get(sock).and_then(|s| s.user.clone()) else {
+        let Some(user) = self.sockets.user(sock).map(str::to_owned) else {
             return;
         };
         if !matches!(
@@ -48,7 +48,7 @@ impl Server {
             &[self.cluster.nodes_key()],
             &[PREFIX.to_owned(), room.to_owned()],
         );
-        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+        let Some(conn_uid) = self.io.uid(conn) else {
             return false;
         };
         let sent = self.cluster.query(
@@ -66,7 +66,7 @@ impl Server {
 
     /// While an API request waits for Redis, the connection's later requests wait too.
     pub(super) fn hold_conn(&mut self, conn: usize, hold: bool) {
-        if let Some(c) = self.conns.get_mut(conn) {
+        if let Some(c) = self.io.get_mut(conn) {
             c.deferred = hold;
         }
     }
@@ -79,7 +79,7 @@ impl Server {
         body: Value,
         keep_alive: bool,
     ) {
-        if self.conns.get(conn).is_none_or(|c| c.uid != conn_uid) {
+        if self.io.uid(conn) != Some(conn_uid) {
             return;
         }
         self.hold_conn(conn, false);
@@ -104,7 +104,7 @@ impl Server {
         let key = self.cluster.key(&["recovery", pid]);
         let c = match saved {
             Some(s) => {
-                let body = json!({"sid": s.sid, "nsp": self.namespaces[s.ns].name, "userId": s.user, "rooms": s.rooms, "node": self.cluster.node_id, "at": crate::store::now_ms()});
+                let body = json!({"sid": s.sid, "nsp": self.sockets.ns_name(s.ns), "userId": s.user, "rooms": s.rooms, "node": self.cluster.node_id, "at": crate::store::now_ms()});
                 let mut c = cmd("SET");
                 c.arg(&key)
                     .arg(body.to_string())
@@ -126,7 +126,7 @@ impl Server {
         if self.cluster.redis.is_none() {
             return;
         }
-        let n = self.presence.sockets(user);
+        let n = self.stores.presence.sockets(user);
         let pkey = self.cluster.presence_key();
         self.cluster
             .write(hash_count(&pkey, user, u64::from(n), PRESENCE_TTL_MS));
@@ -176,7 +176,9 @@ impl Server {
     ) -> bool {
         let mut c = cmd("SISMEMBER");
         c.arg(self.cluster.key(&["grants", room])).arg(user);
-        let socket_id = self.sockets[sock].id.clone();
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+            return false;
+        };
         let then = Pending::Join {
             sock,
             socket_id,
@@ -244,7 +246,7 @@ impl Server {
             ];
             self.cluster.write(vec![eval(MAILBOX_PUSH, &keys, &args)]);
         } else {
-            self.mailbox.push(user, data.clone(), Instant::now());
+            self.stores.mailbox.push(user, data.clone(), Instant::now());
         }
         self.metrics.notifications_queued += 1;
     }
@@ -257,7 +259,9 @@ impl Server {
         cutoff: Option<Instant>,
     ) -> bool {
         let key = self.cluster.key(&["mailbox", user]);
-        let socket_id = self.sockets[sock].id.clone();
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+            return false;
+        };
         let then = Pending::Mailbox {
             sock,
             socket_id,
@@ -276,7 +280,7 @@ impl Server {
         keep_alive: bool,
     ) -> bool {
         let q = self.cluster.presence_query(users);
-        let Some(conn_uid) = self.conns.get(conn).map(|c| c.uid) else {
+        let Some(conn_uid) = self.io.uid(conn) else {
             return false;
         };
         let sent = self.cluster.query(
@@ -300,7 +304,9 @@ impl Server {
         ack: Option<u64>,
     ) -> bool {
         let q = self.cluster.presence_query(users);
-        let socket_id = self.sockets[sock].id.clone();
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+            return false;
+        };
         self.cluster.query(
             vec![q],
             Pending::Subscribe {

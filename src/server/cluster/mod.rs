@@ -13,13 +13,13 @@ mod status;
 
 use scripts::*;
 
-use super::sio::Target;
+use super::app::events::{ack, Reply};
+use super::app::validate::Refusal;
 use super::Server;
 use crate::adapter::{self, Broadcast, RemoteRequest};
 use crate::kafka::{KafkaEvent, KafkaHandle};
 use crate::redis_bridge::{RedisEvent, RedisHandle};
 use crate::store::dedup::Dedup;
-use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -90,43 +90,55 @@ pub(crate) enum Pending {
 pub(crate) struct Cluster {
     pub redis: Option<RedisHandle>,
     pub kafka: Option<KafkaHandle>,
+    /// Helper threads wake the loop through it.
+    waker: std::sync::Arc<mio::Waker>,
     /// This node's adapter uid: messages carrying it are our own and skipped.
     pub uid: String,
     pub node_id: String,
-    next_query: u64,
-    pending: HashMap<u64, Pending>,
+    /// Work parked on Redis replies, by query id.
+    pending: Parked,
     kafka_seen: Dedup,
+    /// Dependency states and counters for `/metrics` and `/ready`.
+    pub stats: Stats,
+    /// (room, user) -> this node's sockets of the user in the room, mirrored to Redis.
+    pub memberships: HashMap<(String, String), u32>,
+}
+
+/// Queries waiting for their Redis reply.
+#[derive(Default)]
+struct Parked {
+    next: u64,
+    by_id: HashMap<u64, Pending>,
+}
+
+/// Dependency states and counters.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
     pub redis_up: bool,
     pub kafka_up: bool,
     pub kafka_duplicates: u64,
-    /// (room, user) -> this node's sockets of the user in the room, mirrored to Redis.
-    pub memberships: HashMap<(String, String), u32>,
     pub kafka_bad_records: u64,
     pub remote_broadcasts: u64,
 }
 
 impl Cluster {
-    pub fn new(node_id: String) -> Self {
+    pub fn new(node_id: String, waker: std::sync::Arc<mio::Waker>) -> Self {
         Cluster {
             redis: None,
             kafka: None,
+            waker,
             uid: crate::engineio::new_id(),
             node_id,
-            next_query: 1,
-            pending: HashMap::new(),
+            pending: Parked::default(),
             kafka_seen: Dedup::new(KAFKA_DEDUP_WINDOW, KAFKA_DEDUP_CAP),
-            redis_up: false,
-            kafka_up: false,
-            kafka_duplicates: 0,
+            stats: Stats::default(),
             memberships: HashMap::new(),
-            kafka_bad_records: 0,
-            remote_broadcasts: 0,
         }
     }
 
     /// Whether Redis is configured and reachable now.
     pub fn redis_live(&self) -> bool {
-        self.redis.is_some() && self.redis_up
+        self.redis.is_some() && self.stats.redis_up
     }
 
     fn key(&self, parts: &[&str]) -> String {
@@ -161,12 +173,12 @@ impl Cluster {
             return false;
         }
         let Some(r) = &self.redis else { return false };
-        let id = self.next_query;
-        self.next_query += 1;
+        self.pending.next += 1;
+        let id = self.pending.next;
         if r.query(id, cmds).is_err() {
             return false;
         }
-        self.pending.insert(id, then);
+        self.pending.by_id.insert(id, then);
         true
     }
 }
@@ -238,23 +250,18 @@ impl Server {
     pub(crate) fn start_cluster(&mut self) {
         if let Some(url) = self.config.redis_url.clone() {
             let cfg = crate::redis_bridge::RedisConfig::new(url, self.config.node_id.clone());
-            let patterns = self
-                .namespaces
+            let names: Vec<&str> = self.sockets.ns_counts().map(|(n, _)| n).collect();
+            let patterns = names
                 .iter()
-                .map(|n| adapter::pattern_for(PREFIX, &n.name))
+                .map(|n| adapter::pattern_for(PREFIX, n))
                 .collect();
-            let mut channels: Vec<String> = self
-                .namespaces
+            let mut channels: Vec<String> = names
                 .iter()
-                .map(|n| adapter::request_channel(PREFIX, &n.name))
+                .map(|n| adapter::request_channel(PREFIX, n))
                 .collect();
             channels.push(GRANT_EVENTS.to_owned());
-            match crate::redis_bridge::spawn(
-                cfg,
-                patterns,
-                channels,
-                std::sync::Arc::clone(&self.waker),
-            ) {
+            let waker = std::sync::Arc::clone(&self.cluster.waker);
+            match crate::redis_bridge::spawn(cfg, patterns, channels, waker) {
                 Ok(h) => self.cluster.redis = Some(h),
                 Err(e) => log::error!("cannot start the redis helper: {e}; running in-process"),
             }
@@ -268,7 +275,7 @@ impl Server {
                 start_at_latest: k.start_at_latest,
                 produce_queue: 10_000,
             };
-            match crate::kafka::spawn(cfg, std::sync::Arc::clone(&self.waker)) {
+            match crate::kafka::spawn(cfg, std::sync::Arc::clone(&self.cluster.waker)) {
                 Ok(h) => self.cluster.kafka = Some(h),
                 Err(e) => log::error!("cannot start the kafka helper: {e}; running without Kafka"),
             }
@@ -304,6 +311,7 @@ impl Server {
                 break;
             };
             self.on_redis_event(ev);
+            self.reap();
             n += 1;
         }
         let mut m = 0;
@@ -312,30 +320,31 @@ impl Server {
                 break;
             };
             self.on_kafka_event(ev);
+            self.reap();
             m += 1;
         }
         if n == PER_TURN || m == PER_TURN {
-            let _ = self.waker.wake();
+            let _ = self.cluster.waker.wake();
         }
     }
 
     fn on_redis_event(&mut self, ev: RedisEvent) {
         match ev {
             RedisEvent::Connected => {
-                if !self.cluster.redis_up {
+                if !self.cluster.stats.redis_up {
                     log::info!("redis connected; resyncing this node's state");
                 }
-                self.cluster.redis_up = true;
+                self.cluster.stats.redis_up = true;
                 self.resync_redis();
             }
             RedisEvent::Disconnected(why) => {
-                if self.cluster.redis_up {
+                if self.cluster.stats.redis_up {
                     log::warn!("redis unreachable ({why}); serving from memory and reconnecting");
                 }
-                self.cluster.redis_up = false;
+                self.cluster.stats.redis_up = false;
             }
             RedisEvent::Reply { id, result } => {
-                if let Some(p) = self.cluster.pending.remove(&id) {
+                if let Some(p) = self.cluster.pending.by_id.remove(&id) {
                     self.on_redis_reply(p, result);
                 }
             }
@@ -346,8 +355,8 @@ impl Server {
     /// Writes this node's whole state after (re)connecting: presence counts and API grants.
     fn resync_redis(&mut self) {
         let pkey = self.cluster.presence_key();
-        let mut cmds = replace_hash(&pkey, self.presence.local_counts(), PRESENCE_TTL_MS);
-        for (room, user) in self.grants.all() {
+        let mut cmds = replace_hash(&pkey, self.stores.presence.local_counts(), PRESENCE_TTL_MS);
+        for (room, user) in self.stores.grants.all() {
             cmds.extend(self.grant_cmds(room, user, true));
         }
         let mkey = self.cluster.key(&["room-members", &self.cluster.node_id]);
@@ -380,11 +389,6 @@ impl Server {
         }
     }
 
-    /// The socket `sock` if it is still the one with id `socket_id`.
-    fn same_socket(&self, sock: usize, socket_id: &str) -> bool {
-        self.sockets.get(sock).is_some_and(|s| s.id == socket_id)
-    }
-
     fn on_redis_reply(&mut self, p: Pending, result: Result<Vec<redis::Value>, String>) {
         let first = result.as_ref().ok().and_then(|v| v.first());
         match p {
@@ -395,20 +399,8 @@ impl Server {
                 room,
                 ack,
             } => {
-                if !self.same_socket(sock, &socket_id) {
-                    return;
-                }
                 let granted = first.and_then(as_i64) == Some(1);
-                let outcome = if granted {
-                    self.grants.grant(&room, &user);
-                    self.join(sock, &room);
-                    Ok(json!({"ok": true}))
-                } else {
-                    Err(super::app::validate::Refusal::forbidden(format!(
-                        "no grant for {room}"
-                    )))
-                };
-                self.reply(sock, "room:join", ack, outcome);
+                self.joined_after_lookup(sock, &socket_id, &user, &room, ack, granted);
             }
             Pending::Presence {
                 user,
@@ -418,7 +410,7 @@ impl Server {
             } => {
                 let elsewhere = first.and_then(as_i64).unwrap_or(0);
                 // Still the same local state? A reconnect during the round trip wins.
-                let local = self.presence.state(&user);
+                let local = self.stores.presence.state(&user);
                 if elsewhere == 0 && local.online == online {
                     self.announce_presence(&user, online, last_seen, rooms);
                 }
@@ -440,74 +432,108 @@ impl Server {
             } => {
                 let mut connected = string_items(first);
                 connected.sort();
-                let body = json!({"room": room, "members": self.grants.members(&room), "connected": connected});
+                let members = self.stores.grants.members(&room);
+                let body = json!({"room": room, "members": members, "connected": connected});
                 self.answer_deferred(conn, conn_uid, body, keep_alive);
             }
-            Pending::Reap { at } => {
-                for user in string_items(first) {
-                    if self.presence.state(&user).online {
-                        continue;
-                    }
-                    log::info!("user {user} went offline with a dead node");
-                    let rooms = self.share_rooms_of(Some(&user), &[]);
-                    self.announce_presence(&user, false, Some(at), rooms);
-                }
-            }
+            Pending::Reap { at } => self.reap_dead_node_users(string_items(first), at),
             Pending::Subscribe {
                 sock,
                 socket_id,
                 users,
                 ack,
             } => {
-                if !self.same_socket(sock, &socket_id) {
+                if !self.sockets.is(sock, &socket_id) {
                     return;
                 }
                 let states = self.cluster_states(&users, &result);
-                self.emit_to(
-                    sock,
-                    "user:presence",
-                    std::slice::from_ref(&states),
-                    Vec::new(),
-                );
-                self.reply(
-                    sock,
-                    "presence:subscribe",
-                    ack,
-                    Ok(json!({"ok": true, "presence": states})),
-                );
+                let one = std::slice::from_ref(&states);
+                self.emit_to(sock, "user:presence", one, Vec::new());
+                let outcome = ack_value(json!({"ok": true, "presence": states}));
+                self.reply(sock, "presence:subscribe", ack, outcome);
             }
             Pending::Mailbox {
                 sock,
                 socket_id,
                 user,
                 cutoff,
-            } => {
-                let entries: Vec<Value> = string_items(first)
-                    .iter()
-                    .filter_map(|s| serde_json::from_str(s).ok())
-                    .collect();
-                if !self.same_socket(sock, &socket_id) {
-                    // The socket left before its notifications arrived: queue them again.
-                    for e in entries {
-                        self.mailbox_push(&user, &e["data"], None);
-                    }
-                    return;
-                }
-                let ttl = self.config.mailbox_ttl.as_millis() as u64;
-                let now = crate::store::now_ms();
-                let cutoff_ms = cutoff.map(|c| {
-                    now.saturating_sub(
-                        Instant::now().saturating_duration_since(c).as_millis() as u64
-                    )
-                });
-                for e in entries {
-                    let at = e["at"].as_u64().unwrap_or(now);
-                    if at + ttl < now || cutoff_ms.is_some_and(|c| at >= c) {
-                        continue;
-                    }
-                    self.emit_to(sock, "notification:new", &[e["data"].clone()], Vec::new());
-                }
-            }
+            } => self.mailbox_arrived(sock, &socket_id, &user, cutoff, string_items(first)),
         }
     }
+
+    /// A private `room:join` the local cache had no grant for, answered by Redis. The join
+    /// goes through the same checks as any other (the per-socket room limit).
+    fn joined_after_lookup(
+        &mut self,
+        sock: usize,
+        socket_id: &str,
+        user: &str,
+        room: &str,
+        ack: Option<u64>,
+        granted: bool,
+    ) {
+        if !self.sockets.is(sock, socket_id) {
+            return;
+        }
+        let outcome = if granted {
+            // A cache fill from the mirror: nothing to write back.
+            self.stores.grants.grant(room, user);
+            self.join_checked(sock, room)
+                .and_then(|()| ack_value(json!({"ok": true})))
+        } else {
+            Err(Refusal::forbidden(format!("no grant for {room}")))
+        };
+        self.reply(sock, "room:join", ack, outcome);
+    }
+
+    /// Users of dead nodes that are now offline everywhere.
+    fn reap_dead_node_users(&mut self, users: Vec<String>, at: u64) {
+        for user in users {
+            if self.stores.presence.state(&user).online {
+                continue;
+            }
+            log::info!("user {user} went offline with a dead node");
+            let rooms = self.share_rooms_of(Some(&user), &[]);
+            self.announce_presence(&user, false, Some(at), rooms);
+        }
+    }
+
+    /// Queued notifications from Redis for a connecting socket.
+    fn mailbox_arrived(
+        &mut self,
+        sock: usize,
+        socket_id: &str,
+        user: &str,
+        cutoff: Option<Instant>,
+        items: Vec<String>,
+    ) {
+        let entries: Vec<Value> = items
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        if !self.sockets.is(sock, socket_id) {
+            // The socket left before its notifications arrived: queue them again.
+            for e in entries {
+                self.mailbox_push(user, &e["data"], None);
+            }
+            return;
+        }
+        let ttl = self.config.mailbox_ttl.as_millis() as u64;
+        let now = crate::store::now_ms();
+        let cutoff_ms = cutoff.map(|c| {
+            now.saturating_sub(Instant::now().saturating_duration_since(c).as_millis() as u64)
+        });
+        for e in entries {
+            let at = e["at"].as_u64().unwrap_or(now);
+            if at + ttl < now || cutoff_ms.is_some_and(|c| at >= c) {
+                continue;
+            }
+            self.emit_to(sock, "notification:new", &[e["data"].clone()], Vec::new());
+        }
+    }
+}
+
+/// `Ok(Reply::Ack(v))` (named apart from the `ack` field of `Pending`).
+fn ack_value(v: Value) -> Result<Reply, Refusal> {
+    ack(v)
 }

@@ -2,6 +2,8 @@
 //! and the publishing of local broadcasts in the adapter wire format.
 
 use super::*;
+use crate::server::deliver::{Emit, Origin};
+use crate::server::sockets::Target;
 
 impl Server {
     pub(super) fn on_redis_message(&mut self, channel: &[u8], payload: &[u8]) {
@@ -15,12 +17,14 @@ impl Server {
             let (Some(room), Some(user)) = (v["room"].as_str(), v["userId"].as_str()) else {
                 return;
             };
+            // Another node changed the mirror already: only the local cache and sockets follow.
             match v["op"].as_str() {
                 Some("grant") => {
-                    self.grants.grant(room, user);
+                    self.stores.grants.grant(room, user);
                 }
                 Some("revoke") => {
-                    self.revoke_grant(room, user);
+                    self.stores.grants.revoke(room, user);
+                    self.evict(room, user);
                 }
                 _ => {}
             }
@@ -44,7 +48,7 @@ impl Server {
     }
 
     pub(super) fn on_remote_broadcast(&mut self, b: Broadcast) {
-        let Some(ns) = self.namespaces.iter().position(|n| n.name == b.nsp) else {
+        let Some(ns) = self.sockets.ns(&b.nsp) else {
             return;
         };
         let Value::Array(mut data) = b.event_args else {
@@ -53,25 +57,29 @@ impl Server {
         if data.is_empty() {
             return;
         }
-        let name = match data.remove(0) {
+        let event = match data.remove(0) {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        self.cluster.remote_broadcasts += 1;
+        self.cluster.stats.remote_broadcasts += 1;
         let volatile = b
             .flags
             .get("volatile")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let target = Target {
-            rooms: &b.rooms,
-            except: &b.except,
-            except_socket: None,
-            volatile,
-            local: true,
+        let e = Emit {
+            ns,
+            event,
+            args: data,
+            attachments: b.attachments,
             all: b.rooms.is_empty(),
+            rooms: b.rooms,
+            except: b.except,
+            volatile,
+            origin: Origin::Remote,
+            ..Emit::default()
         };
-        self.broadcast_event(ns, &name, data, b.attachments, target);
+        self.deliver(&e);
     }
 
     pub(super) fn on_remote_request(&mut self, req: RemoteRequest) {
@@ -93,13 +101,20 @@ impl Server {
                 opts_rooms,
                 opts_except,
                 ..
-            } => (nsp.clone(), opts_rooms.clone(), opts_except.clone()),
+            } => (nsp, opts_rooms, opts_except),
             _ => return,
         };
-        let Some(ns) = self.namespaces.iter().position(|n| n.name == nsp) else {
+        let Some(ns) = self.sockets.ns(nsp) else {
             return;
         };
-        let selected = self.select_sockets(ns, &rooms, &except);
+        let target = Target {
+            rooms,
+            except,
+            all: rooms.is_empty(),
+            ..Target::default()
+        };
+        let mut selected = Vec::new();
+        self.sockets.select(ns, &target, |_| false, &mut selected);
         for sock in selected {
             match &req {
                 RemoteRequest::Join { rooms, .. } => rooms.iter().for_each(|r| {
@@ -112,7 +127,8 @@ impl Server {
                     let session = self.sockets.get(sock).map(|s| s.session);
                     self.disconnect_socket(sock, "remote disconnect");
                     if let (true, Some(s)) = (*close, session) {
-                        self.close_session(s, crate::server::engine::CloseReason::Shutdown);
+                        self.engine
+                            .close(s, crate::server::engine::CloseReason::Shutdown);
                     }
                 }
                 _ => {}
@@ -120,46 +136,26 @@ impl Server {
         }
     }
 
-    /// Publishes a local broadcast for the other nodes (adapter wire format).
-    pub(crate) fn publish_broadcast(
-        &mut self,
-        ns: usize,
-        name: &str,
-        args: &[Value],
-        attachments: &[Bytes],
-        t: &Target<'_>,
-    ) {
+    /// Publishes a local delivery for the other nodes (adapter wire format), encoded from
+    /// borrowed parts. `rooms` has the users mapped in; `except` the excluded socket's id.
+    pub(crate) fn publish(&mut self, e: &Emit, rooms: &[String], except: &[String]) {
         let Some(redis) = &self.cluster.redis else {
             return;
         };
-        let mut event_args = Vec::with_capacity(args.len() + 1);
-        event_args.push(Value::String(name.to_owned()));
-        event_args.extend_from_slice(args);
-        let mut except = t.except.to_vec();
-        if let Some(id) = t
-            .except_socket
-            .and_then(|x| self.sockets.get(x))
-            .map(|s| s.id.clone())
-        {
-            except.push(id);
-        }
-        let b = Broadcast {
-            uid: self.cluster.uid.clone(),
-            nsp: self.namespaces[ns].name.clone(),
-            event_args: Value::Array(event_args),
-            attachments: attachments.to_vec(),
-            rooms: t.rooms.to_vec(),
+        let no_rooms: &[String] = &[];
+        let out = adapter::Outgoing {
+            uid: &self.cluster.uid,
+            nsp: self.sockets.ns_name(e.ns),
+            event: &e.event,
+            args: &e.args,
+            attachments: &e.attachments,
+            rooms: if e.all { no_rooms } else { rooms },
             except,
-            flags: if t.volatile {
-                json!({"volatile": true})
-            } else {
-                json!({})
-            },
-            channel_room: None,
+            volatile: e.volatile,
         };
-        let channel = adapter::channel_for(PREFIX, &b.nsp, &b.rooms);
+        let channel = adapter::channel_for(PREFIX, out.nsp, out.rooms);
         if redis
-            .publish(channel, adapter::encode_broadcast(&b))
+            .publish(channel, adapter::encode_outgoing(&out))
             .is_err()
         {
             log::debug!("redis queue full; a broadcast was not published to other nodes");

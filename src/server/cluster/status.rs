@@ -61,7 +61,7 @@ impl Server {
             "sio_remote_broadcasts_total",
             "counter",
             "Broadcasts received from other nodes or the emitter.",
-            c.remote_broadcasts,
+            c.stats.remote_broadcasts,
         );
         line(
             &mut o,
@@ -75,7 +75,7 @@ impl Server {
             "sio_kafka_up",
             "gauge",
             "1 while the Kafka session is up.",
-            u64::from(c.kafka.is_some() && c.kafka_up),
+            u64::from(c.kafka.is_some() && c.stats.kafka_up),
         );
         if let Some(k) = &c.kafka {
             let s = k.status();
@@ -120,14 +120,14 @@ impl Server {
             "sio_kafka_duplicates_total",
             "counter",
             "Kafka events skipped as duplicates by id.",
-            c.kafka_duplicates,
+            c.stats.kafka_duplicates,
         );
         line(
             &mut o,
             "sio_kafka_bad_records_total",
             "counter",
             "Kafka records that were not valid envelopes.",
-            c.kafka_bad_records,
+            c.stats.kafka_bad_records,
         );
         o
     }
@@ -147,7 +147,7 @@ impl Server {
         let mut v = json!({
             "status": if self.shutting_down { "shutting down" } else { "ready" },
             "redis": dep(c.redis.is_some(), c.redis_live()),
-            "kafka": dep(c.kafka.is_some(), c.kafka_up),
+            "kafka": dep(c.kafka.is_some(), c.stats.kafka_up),
         });
         if let Some(k) = &c.kafka {
             v["kafkaLag"] = json!(k.status().lag);

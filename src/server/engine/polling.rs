@@ -1,12 +1,20 @@
 //! HTTP long-polling: held GETs answered with everything queued (one response per loop turn),
 //! POSTed payloads split into packets.
 
-use super::*;
+use super::super::conn::ConnKind;
+use super::super::http::Req;
+use super::super::Server;
+use super::{CloseReason, HeldPoll};
+use crate::engineio::packet;
+use crate::engineio::payload;
+use crate::engineio::EioError;
+use crate::http::response::Response;
+use bytes::Bytes;
 
 impl Server {
     pub(super) fn poll_get(&mut self, key: usize, req: &Req, s: usize) {
-        let session = &mut self.sessions[s];
-        if session.poll_conn.is_some_and(|c| c != key) {
+        let session = &mut self.engine.sessions[s];
+        if session.poll.as_ref().is_some_and(|p| p.conn != key) {
             log::warn!(
                 "second concurrent poll on session {}; closing it",
                 session.sid
@@ -18,14 +26,16 @@ impl Server {
                 EioError::BadRequest,
                 req.keep_alive,
             );
-            self.close_session(s, CloseReason::PollOverlap);
+            self.engine.close(s, CloseReason::PollOverlap);
             return;
         }
-        session.poll_conn = Some(key);
-        session.poll_origin = req.origin.clone();
-        session.poll_keep_alive = req.keep_alive;
+        session.poll = Some(HeldPoll {
+            conn: key,
+            origin: req.origin.clone(),
+            keep_alive: req.keep_alive,
+        });
         let ready = !session.queue.is_empty() || session.probed;
-        if let Some(conn) = self.conns.get_mut(key) {
+        if let Some(conn) = self.io.get_mut(key) {
             conn.kind = ConnKind::Http {
                 pending_poll: Some(s),
             };
@@ -36,16 +46,14 @@ impl Server {
     }
 
     pub(super) fn poll_post(&mut self, key: usize, req: &Req, s: usize) {
-        let uid = self.sessions[s].uid;
         for record in payload::split(&req.body) {
-            self.metrics.packets_in += 1;
             match packet::parse_polling_record(record) {
                 Ok(p) => self.on_eio_packet(s, p, None),
                 Err(e) => {
                     self.metrics.protocol_errors += 1;
                     log::warn!(
                         "invalid Engine.IO packet on session {}: {e}",
-                        self.sessions[s].sid
+                        self.engine.sid(s)
                     );
                     self.respond_eio_error(
                         key,
@@ -53,11 +61,11 @@ impl Server {
                         EioError::BadRequest,
                         req.keep_alive,
                     );
-                    self.close_session(s, CloseReason::ProtocolError);
+                    self.engine.close(s, CloseReason::ProtocolError);
                     return;
                 }
             }
-            if !self.session_alive(s, uid) {
+            if self.engine.live(s).is_none() {
                 break;
             }
         }
@@ -67,69 +75,64 @@ impl Server {
         self.respond(key, resp, req.keep_alive);
     }
 
-    pub(super) fn mark_poll_dirty(&mut self, s: usize) {
-        let session = &mut self.sessions[s];
-        if !session.poll_dirty {
-            session.poll_dirty = true;
-            self.dirty_polls.push((s, session.uid));
+    /// The connection holding a session's long-poll GET is gone.
+    pub(crate) fn poll_conn_gone(&mut self, s: usize, key: usize) {
+        if let Some(session) = self.engine.sessions.get_mut(s) {
+            if session.poll.as_ref().is_some_and(|p| p.conn == key) {
+                session.poll = None;
+            }
         }
     }
 
     /// Answers held GETs whose sessions got messages this loop turn.
     pub(crate) fn flush_polls(&mut self) {
-        let polls = std::mem::take(&mut self.dirty_polls);
-        for (s, uid) in polls {
-            if self.session_alive(s, uid) {
-                self.sessions[s].poll_dirty = false;
-                self.flush_poll(s);
-            }
+        for s in self.engine.take_dirty_polls() {
+            self.flush_poll(s);
         }
     }
 
     /// Answers the held GET with everything queued (or a noop while an upgrade is probing).
     pub(super) fn flush_poll(&mut self, s: usize) {
-        let session = &mut self.sessions[s];
-        let Some(c) = session.poll_conn else { return };
+        let Some(session) = self.engine.sessions.get_mut(s) else {
+            return;
+        };
+        if session.poll.is_none() {
+            return;
+        }
         if session.queue.is_empty() {
             if session.probed {
-                self.answer_poll(s, c, Bytes::from_static(b"6"));
+                self.answer_poll(s, vec![Bytes::from_static(b"6")]);
             }
             return;
         }
-        let encodes = &self.encodes;
+        let encodes = &self.engine.encodes;
         let bodies: Vec<Bytes> = session
             .queue
             .drain(..)
             .map(|m| m.polling(encodes))
             .collect();
         session.queued_bytes = 0;
-        self.answer_poll_parts(s, c, bodies);
-        if self
-            .sessions
-            .get(s)
-            .is_some_and(|x| x.draining && x.queue.is_empty())
-        {
-            self.close_session(s, CloseReason::Shutdown);
+        let drained = session.flags.draining;
+        self.answer_poll(s, bodies);
+        if drained {
+            self.engine.close(s, CloseReason::Shutdown);
         }
-    }
-
-    pub(super) fn answer_poll(&mut self, s: usize, c: usize, body: Bytes) {
-        self.answer_poll_parts(s, c, vec![body]);
     }
 
     /// Writes the held GET's response: one head, then the shared bodies joined by `\x1e`.
     /// `bodies` is never empty.
-    pub(super) fn answer_poll_parts(&mut self, s: usize, c: usize, bodies: Vec<Bytes>) {
+    pub(super) fn answer_poll(&mut self, s: usize, bodies: Vec<Bytes>) {
         let len = bodies.iter().map(Bytes::len).sum::<usize>() + bodies.len() - 1;
-        let session = &mut self.sessions[s];
-        session.poll_conn = None;
-        let origin = session.poll_origin.take();
-        let keep_alive = session.poll_keep_alive && !self.shutting_down;
-        if let Some(conn) = self.conns.get_mut(c) {
+        let Some(poll) = self.engine.sessions.get_mut(s).and_then(|x| x.poll.take()) else {
+            return;
+        };
+        let c = poll.conn;
+        let keep_alive = poll.keep_alive && !self.shutting_down;
+        if let Some(conn) = self.io.get_mut(c) {
             conn.kind = ConnKind::Http { pending_poll: None };
         }
         let head = self
-            .cors(origin.as_deref(), Response::new(200))
+            .cors(poll.origin.as_deref(), Response::new(200))
             .finish_head("text/plain; charset=UTF-8", len, !keep_alive);
         if !self.queue(c, head) {
             return;
@@ -141,9 +144,7 @@ impl Server {
             self.queue(c, b);
         }
         if !keep_alive {
-            if let Some(conn) = self.conns.get_mut(c) {
-                conn.close_after_flush = true;
-            }
+            self.io.close_after_flush(c);
         }
     }
 }

@@ -1,7 +1,14 @@
 //! The WebSocket transport: the upgrade handshake, frames to Engine.IO packets, the probe and
 //! upgrade of a polling session, and close handling.
 
-use super::*;
+use super::super::conn::ConnKind;
+use super::super::http::Req;
+use super::super::Server;
+use super::{CloseReason, Transport};
+use crate::engineio::packet::{self, Packet};
+use crate::engineio::EioError;
+use crate::ws::{self, frame};
+use bytes::Bytes;
 
 impl Server {
     /// Answers the WebSocket upgrade handshake; `false` (after an error response) if invalid.
@@ -32,12 +39,12 @@ impl Server {
         if !self.ws_handshake(key, req) {
             return;
         }
-        let session = &mut self.sessions[s];
+        let session = &mut self.engine.sessions[s];
         let refuse = session.transport != Transport::Polling || session.upgrade_conn.is_some();
         if !refuse {
             session.upgrade_conn = Some(key);
         }
-        if let Some(conn) = self.conns.get_mut(key) {
+        if let Some(conn) = self.io.get_mut(key) {
             conn.kind = ConnKind::WebSocket {
                 session: s,
                 fragment: None,
@@ -47,7 +54,7 @@ impl Server {
             // The reference completes the handshake, then closes: one transport per session.
             log::debug!(
                 "refusing a second websocket for session {}",
-                self.sessions[s].sid
+                self.engine.sid(s)
             );
             self.close_ws(key, 1008);
         }
@@ -56,9 +63,7 @@ impl Server {
     /// Queues a close frame and closes the connection once it is written.
     pub(crate) fn close_ws(&mut self, key: usize, code: u16) {
         if self.queue(key, Bytes::from(frame::close_frame(code))) {
-            if let Some(c) = self.conns.get_mut(key) {
-                c.close_after_flush = true;
-            }
+            self.io.close_after_flush(key);
         }
     }
 
@@ -80,7 +85,7 @@ impl Server {
                     return input.len();
                 }
             }
-            match self.conns.get(key) {
+            match self.io.get(key) {
                 Some(c) if !c.close_after_flush => {}
                 _ => return input.len(),
             }
@@ -91,7 +96,7 @@ impl Server {
     pub(super) fn on_ws_frame(&mut self, key: usize, f: frame::Frame) {
         use frame::Opcode;
         let max = self.config.max_payload;
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some(conn) = self.io.get_mut(key) else {
             return;
         };
         let ConnKind::WebSocket { fragment, .. } = &mut conn.kind else {
@@ -140,15 +145,13 @@ impl Server {
     }
 
     pub(super) fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: Vec<u8>) {
-        let Some(ConnKind::WebSocket { session: s, .. }) = self.conns.get(key).map(|c| &c.kind)
-        else {
+        let Some(ConnKind::WebSocket { session: s, .. }) = self.io.get(key).map(|c| &c.kind) else {
             return;
         };
         let s = *s;
-        let Some(session) = self.sessions.get(s) else {
+        let Some(session) = self.engine.live(s) else {
             return;
         };
-        self.metrics.packets_in += 1;
         let probing = session.upgrade_conn == Some(key);
         if opcode == frame::Opcode::Text && std::str::from_utf8(&data).is_err() {
             self.metrics.protocol_errors += 1;
@@ -169,47 +172,54 @@ impl Server {
                 if probing {
                     return self.close_ws(key, 1002);
                 }
-                return self.close_session(s, CloseReason::ProtocolError);
+                return self.engine.close(s, CloseReason::ProtocolError);
             }
         };
         if probing {
-            match p {
-                Packet::Ping(b"probe") => {
-                    self.sessions[s].probed = true;
-                    let mut out = Vec::new();
-                    frame::encode(frame::Opcode::Text, b"3probe", &mut out);
-                    self.queue(key, Bytes::from(out));
-                    // Release a held GET so the client can pause polling.
-                    if self.sessions[s].poll_conn.is_some() {
-                        self.mark_poll_dirty(s);
-                    }
-                }
-                Packet::Upgrade if self.sessions[s].probed => self.complete_upgrade(s, key),
-                _ => {
-                    log::debug!("failed upgrade on session {}", self.sessions[s].sid);
-                    self.sessions[s].upgrade_conn = None;
-                    self.sessions[s].probed = false;
-                    self.close_ws(key, 1002);
-                }
-            }
-            return;
+            return self.on_probe_packet(s, key, p);
         }
         self.on_eio_packet(s, p, Some(key));
     }
 
+    /// A packet on a WebSocket that probes an upgrade: `2probe`, then `5`.
+    fn on_probe_packet(&mut self, s: usize, key: usize, p: Packet<'_>) {
+        match p {
+            Packet::Ping(b"probe") => {
+                self.engine.sessions[s].probed = true;
+                let mut out = Vec::new();
+                frame::encode(frame::Opcode::Text, b"3probe", &mut out);
+                self.metrics.packets_out += 1;
+                self.queue(key, Bytes::from(out));
+                // Release a held GET so the client can pause polling.
+                if self.engine.sessions[s].poll.is_some() {
+                    self.engine.mark_poll_dirty(s);
+                }
+            }
+            Packet::Upgrade if self.engine.sessions[s].probed => self.complete_upgrade(s, key),
+            _ => {
+                log::debug!("failed upgrade on session {}", self.engine.sid(s));
+                let session = &mut self.engine.sessions[s];
+                session.upgrade_conn = None;
+                session.probed = false;
+                self.close_ws(key, 1002);
+            }
+        }
+    }
+
     pub(super) fn complete_upgrade(&mut self, s: usize, key: usize) {
-        let session = &mut self.sessions[s];
+        let session = &mut self.engine.sessions[s];
         session.transport = Transport::WebSocket(key);
         session.upgrade_conn = None;
         session.probed = false;
         log::debug!("session {} upgraded to websocket", session.sid);
-        if let Some(c) = session.poll_conn {
-            self.answer_poll(s, c, Bytes::from_static(b"6"));
+        if session.poll.is_some() {
+            self.answer_poll(s, vec![Bytes::from_static(b"6")]);
         }
-        let queued: Vec<Rc<Outbound>> = self.sessions[s].queue.drain(..).collect();
-        self.sessions[s].queued_bytes = 0;
+        let session = &mut self.engine.sessions[s];
+        let queued = std::mem::take(&mut session.queue);
+        session.queued_bytes = 0;
         for m in queued {
-            let b = m.ws(&self.encodes);
+            let b = m.ws(&self.engine.encodes);
             if !self.queue(key, b) {
                 break;
             }
@@ -218,7 +228,7 @@ impl Server {
 
     /// A WebSocket connection went away.
     pub(crate) fn on_ws_closed(&mut self, s: usize, key: usize, reason: &str) {
-        let Some(session) = self.sessions.get_mut(s) else {
+        let Some(session) = self.engine.sessions.get_mut(s) else {
             return;
         };
         if session.upgrade_conn == Some(key) {
@@ -226,7 +236,7 @@ impl Server {
             session.probed = false;
         } else if session.transport == Transport::WebSocket(key) {
             log::debug!("websocket of session {} closed: {reason}", session.sid);
-            self.close_session(s, CloseReason::TransportClose);
+            self.engine.close(s, CloseReason::TransportClose);
         }
     }
 }

@@ -1,0 +1,319 @@
+//! The Engine.IO path: requests checked in the reference server's order, the handshake that
+//! opens a session, packets from either transport, heartbeats, and the end of a session.
+
+use super::super::conn::ConnKind;
+use super::super::http::Req;
+use super::super::Server;
+use super::{CloseReason, Flags, Heartbeat, Session, Transport};
+use crate::engineio::packet::{self, Packet};
+use crate::engineio::wire::{Outbound, Part};
+use crate::engineio::{new_id, EioError};
+use crate::http::response::Response;
+use crate::timer::Timer;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What an Engine.IO session carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Socket.IO packets (the normal path).
+    SocketIo,
+    /// Every message echoed back as is (the conformance profile's `/engine.io/`).
+    Echo,
+}
+
+impl super::Engine {
+    /// The session with this sid, if live.
+    pub fn by_sid(&self, sid: &str) -> Option<usize> {
+        self.sids
+            .get(sid)
+            .copied()
+            .filter(|&s| self.live(s).is_some())
+    }
+}
+
+impl Server {
+    /// Handles a request on the Engine.IO path (checks in the reference server's order).
+    pub(crate) fn on_engine_request(&mut self, key: usize, req: Req, endpoint: Endpoint) {
+        let origin = req.origin.as_deref();
+        let is_ws = match req.transport.as_deref() {
+            Some("polling") => false,
+            Some("websocket") => true,
+            _ => {
+                return self.respond_eio_error(
+                    key,
+                    origin,
+                    EioError::UnknownTransport,
+                    req.keep_alive,
+                )
+            }
+        };
+        if let Some(sid) = req.sid.as_deref() {
+            let Some(s) = self
+                .lookup_session(sid)
+                .filter(|&s| self.engine.sessions[s].endpoint == endpoint)
+            else {
+                return self.respond_eio_error(key, origin, EioError::UnknownSid, req.keep_alive);
+            };
+            if is_ws {
+                if !req.upgrade_websocket {
+                    return self.respond_eio_error(
+                        key,
+                        origin,
+                        EioError::BadRequest,
+                        req.keep_alive,
+                    );
+                }
+                return self.upgrade_request(key, &req, s);
+            }
+            if self.engine.sessions[s].transport != Transport::Polling {
+                // The session was upgraded: polling requests for it are refused.
+                return self.respond_eio_error(key, origin, EioError::BadRequest, req.keep_alive);
+            }
+            return match req.method.as_str() {
+                "GET" => self.poll_get(key, &req, s),
+                "POST" => self.poll_post(key, &req, s),
+                _ => self.respond_eio_error(key, origin, EioError::BadRequest, req.keep_alive),
+            };
+        }
+        if req.method != "GET" {
+            return self.respond_eio_error(
+                key,
+                origin,
+                EioError::BadHandshakeMethod,
+                req.keep_alive,
+            );
+        }
+        if is_ws && !req.upgrade_websocket {
+            return self.respond_eio_error(key, origin, EioError::BadRequest, req.keep_alive);
+        }
+        if req.eio.as_deref() != Some("4") {
+            return self.respond_eio_error(
+                key,
+                origin,
+                EioError::UnsupportedProtocolVersion,
+                req.keep_alive,
+            );
+        }
+        if self.shutting_down {
+            return self.respond_eio_error(key, origin, EioError::Forbidden, false);
+        }
+        self.handshake(key, &req, endpoint, is_ws);
+    }
+
+    /// Finds a live session; one whose pong is overdue is closed here, to the millisecond,
+    /// even if its timer has not fired yet.
+    pub(crate) fn lookup_session(&mut self, sid: &str) -> Option<usize> {
+        let s = self.engine.by_sid(sid)?;
+        if Instant::now() >= self.engine.sessions[s].heartbeat.deadline {
+            self.metrics.ping_timeouts += 1;
+            self.engine.close(s, CloseReason::PingTimeout);
+            return None;
+        }
+        Some(s)
+    }
+
+    pub(super) fn handshake(&mut self, key: usize, req: &Req, endpoint: Endpoint, is_ws: bool) {
+        if is_ws && !self.ws_handshake(key, req) {
+            return;
+        }
+        let opened = Instant::now();
+        let sid = new_id();
+        let uid = self.io.next_uid();
+        let cfg = &self.config;
+        let session = Session {
+            sid: sid.clone(),
+            uid,
+            endpoint,
+            transport: if is_ws {
+                Transport::WebSocket(key)
+            } else {
+                Transport::Polling
+            },
+            poll: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            upgrade_conn: None,
+            probed: false,
+            heartbeat: Heartbeat {
+                gen: 0,
+                awaiting_pong: false,
+                deadline: opened + cfg.ping_interval + cfg.ping_timeout,
+            },
+            sockets: Vec::new(),
+            partial: None,
+            bearer: req.bearer.as_deref().map(Box::from),
+            flags: Flags::default(),
+        };
+        let s = self.engine.sessions.insert(session);
+        self.engine.sids.insert(sid.clone(), s);
+        self.metrics.sessions_opened += 1;
+        let open = packet::open_packet(
+            &sid,
+            !is_ws,
+            cfg.ping_interval.as_millis() as u64,
+            cfg.ping_timeout.as_millis() as u64,
+            cfg.max_payload,
+        );
+        log::debug!(
+            "session {sid} opened over {}",
+            if is_ws { "websocket" } else { "polling" }
+        );
+        if is_ws {
+            if let Some(conn) = self.io.get_mut(key) {
+                conn.kind = ConnKind::WebSocket {
+                    session: s,
+                    fragment: None,
+                };
+            }
+            self.send(s, &Rc::new(Outbound::text(open)));
+        } else {
+            let resp = self
+                .cors(req.origin.as_deref(), Response::new(200))
+                .body("text/plain; charset=UTF-8", open);
+            self.respond(key, resp, req.keep_alive);
+        }
+        let ping = Timer::Ping {
+            session: s,
+            uid,
+            gen: 0,
+        };
+        self.timers.at(opened + self.config.ping_interval, ping);
+        if endpoint == Endpoint::SocketIo {
+            let at = opened + self.config.connect_timeout;
+            self.timers
+                .at(at, Timer::ConnectTimeout { session: s, uid });
+        }
+    }
+
+    /// One Engine.IO packet from a client, over either transport.
+    pub(super) fn on_eio_packet(&mut self, s: usize, p: Packet<'_>, ws_conn: Option<usize>) {
+        let Some(session) = self.engine.live(s) else {
+            return;
+        };
+        self.metrics.packets_in += 1;
+        let endpoint = session.endpoint;
+        match p {
+            Packet::Close => self.engine.close(s, CloseReason::ClientClose),
+            Packet::Pong(_) => {
+                let cfg = &self.config;
+                if let Some((due, uid, gen)) =
+                    self.engine.pong(s, cfg.ping_interval, cfg.ping_timeout)
+                {
+                    let session = s;
+                    self.timers.at(due, Timer::Ping { session, uid, gen });
+                }
+            }
+            Packet::Noop => {}
+            Packet::Message(data) => match endpoint {
+                Endpoint::SocketIo => self.on_sio_text(s, data),
+                Endpoint::Echo => {
+                    let mut text = Vec::with_capacity(data.len() + 1);
+                    text.push(b'4');
+                    text.extend_from_slice(data);
+                    self.send(s, &Rc::new(Outbound::text(text)));
+                }
+            },
+            Packet::Binary(data) => match endpoint {
+                Endpoint::SocketIo => self.on_sio_binary(s, Bytes::from(data)),
+                Endpoint::Echo => {
+                    let msg = Outbound::new(vec![Part::Binary(Bytes::from(data))]);
+                    self.send(s, &Rc::new(msg));
+                }
+            },
+            Packet::Ping(_) | Packet::Open | Packet::Upgrade => {
+                self.metrics.protocol_errors += 1;
+                let over = if ws_conn.is_some() {
+                    "websocket"
+                } else {
+                    "polling"
+                };
+                let sid = self.engine.sid(s);
+                log::warn!("unexpected Engine.IO packet on session {sid} ({over}): closing");
+                self.engine.close(s, CloseReason::ProtocolError);
+            }
+        }
+    }
+
+    pub(crate) fn on_ping_due(&mut self, s: usize, uid: u64, gen: u64) {
+        let Some(deadline) = self.engine.ping_due(s, uid, gen) else {
+            return;
+        };
+        let timer = Timer::PongDeadline {
+            session: s,
+            uid,
+            gen,
+        };
+        self.timers.at(deadline, timer);
+        self.send(s, &Rc::new(Outbound::text(Bytes::from_static(b"2"))));
+    }
+
+    /// Ends a session the loop reaps: its sockets disconnect, a held poll is answered, its
+    /// WebSocket closes.
+    pub(crate) fn end_session(&mut self, s: usize, reason: CloseReason) {
+        // The sockets go first, while the session still routes (their hooks may emit).
+        for (_, sock) in self.engine.sockets_of(s) {
+            self.remove_socket(sock, reason.as_str(), reason.recoverable());
+        }
+        let Some(session) = self.engine.sessions.try_remove(s) else {
+            return;
+        };
+        self.engine.sids.remove(&session.sid);
+        self.metrics.sessions_closed += 1;
+        log::debug!("session {} closed: {}", session.sid, reason.as_str());
+        if let Some(poll) = session.poll {
+            // A client's own close releases the poll with a noop; anything else tells it to go.
+            let body: &'static [u8] = if reason == CloseReason::ClientClose {
+                b"6"
+            } else {
+                b"1"
+            };
+            let keep_alive = poll.keep_alive && !self.shutting_down;
+            if let Some(conn) = self.io.get_mut(poll.conn) {
+                conn.kind = ConnKind::Http { pending_poll: None };
+            }
+            let resp = self
+                .cors(poll.origin.as_deref(), Response::new(200))
+                .body("text/plain; charset=UTF-8", body);
+            self.respond(poll.conn, resp, keep_alive);
+        }
+        if let Some(c) = session.upgrade_conn {
+            self.close_ws(c, 1000);
+        }
+        if let Transport::WebSocket(c) = session.transport {
+            if reason != CloseReason::TransportClose {
+                self.close_ws(c, 1000);
+            }
+        }
+    }
+
+    /// At shutdown: tell every socket of the session it is disconnected, then close.
+    pub(crate) fn shutdown_session(&mut self, s: usize) {
+        for (ns, _) in self.engine.sockets_of(s) {
+            let msg = crate::socketio::message(
+                crate::socketio::PacketType::Disconnect,
+                self.sockets.ns_name(ns),
+                None,
+                None,
+                Vec::new(),
+            );
+            self.send(s, &Rc::new(msg));
+        }
+        let Some(session) = self.engine.live_mut(s) else {
+            return;
+        };
+        match session.transport {
+            Transport::WebSocket(_) => self.engine.close(s, CloseReason::Shutdown),
+            Transport::Polling => {
+                session.flags.draining = true;
+                if session.queue.is_empty() {
+                    self.engine.close(s, CloseReason::Shutdown);
+                } else if session.poll.is_some() {
+                    self.flush_poll(s);
+                }
+            }
+        }
+    }
+}

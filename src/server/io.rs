@@ -1,0 +1,436 @@
+//! The `Io` part: the poll, the listener, the connection slab, the loop's read buffer, the
+//! FIFO of connections that owe output, and the write pass. It knows bytes and sockets, not
+//! protocols: what a connection's bytes mean is decided above it.
+//!
+//! Closing is a wish, not an act: [`Io::close`] marks a connection and records why; the loop
+//! deregisters and drops it in [`Io::take_closing`] after the event that caused it has been
+//! dispatched. So no caller ever finds a connection gone under its feet in the middle of a
+//! packet: a connection marked closing simply takes no more output.
+
+use super::conn::{Conn, ConnKind};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Poll, Registry, Token};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+/// The listener's token.
+pub const LISTENER: Token = Token(0);
+/// Connection `key` in the slab is registered as `Token(FIRST_CONN + key)`.
+pub const FIRST_CONN: usize = 16;
+/// One read buffer for the whole loop; per-connection buffers hold only partial input.
+pub const READ_BUF_LEN: usize = 64 * 1024;
+/// The most one connection may have read for it in one loop turn. A client that keeps its
+/// socket readable (a flood) is read in slices of this size, one per turn, so every other
+/// connection, timer and helper-thread event gets its turn in between.
+pub const READ_CAP_PER_TURN: usize = 4 * READ_BUF_LEN;
+/// How long a closing connection waits for the peer's EOF.
+const LINGER: Duration = Duration::from_secs(2);
+/// The longest one loop turn spends writing before it polls for input again. On loopback a
+/// write costs the sender 4-7 us (the receiver's TCP input runs on the sender's core), so a
+/// fanout to 10,000 sockets is tens of milliseconds of writes. Slicing that pass keeps reads,
+/// accepts and timers flowing during it, and a broadcast that arrives mid-pass joins the write
+/// still owed to each socket instead of waiting for the pass to end and then making its own:
+/// at saturation a message is complete about one pass after it arrives, not two.
+const FLUSH_SLICE: Duration = Duration::from_millis(1);
+/// Read the clock after this many connection writes (a write is microseconds; the clock ~20 ns).
+const FLUSH_CLOCK_EVERY: usize = 32;
+
+/// Returns `true` for errors that mean "try again later", not failure.
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+pub fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// What one read call found.
+pub enum ReadOutcome {
+    /// `n` bytes are in the read buffer.
+    Data(usize),
+    /// Nothing more for now (or the connection is closing): stop reading it this turn.
+    Done,
+    /// The per-turn cap is reached with input possibly left: read it again next turn.
+    Capped,
+    /// The peer closed or the socket failed.
+    Eof,
+}
+
+/// A connection that finished: what the layers above must detach from it.
+pub struct Closed {
+    pub key: usize,
+    pub kind: ConnKind,
+    pub reason: &'static str,
+}
+
+/// The loop's sockets and buffers.
+pub struct Io {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    read_buf: Vec<u8>,
+    /// Connections with queued output, oldest first. Each is written at most once per pass
+    /// (every frame queued meanwhile goes out in one vectored write); a pass is sliced over
+    /// loop turns by `FLUSH_SLICE`.
+    dirty: VecDeque<usize>,
+    /// Connections that hit the read cap, with their uid (a reused key is not confused).
+    read_again: VecDeque<(usize, u64)>,
+    /// Close wishes recorded since the loop last reaped.
+    closing: Vec<(usize, &'static str)>,
+    /// WebSockets and held polls whose last bytes went out: their sessions must let go.
+    lingered: Vec<Closed>,
+    accept_paused: bool,
+    next_uid: u64,
+}
+
+impl Io {
+    /// Registers the listener on a new poll.
+    ///
+    /// # Errors
+    /// Creating the poll or registering the listener failed.
+    pub fn new(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Io {
+            poll,
+            listener,
+            conns: Slab::with_capacity(1024),
+            read_buf: vec![0; READ_BUF_LEN],
+            dirty: VecDeque::new(),
+            read_again: VecDeque::new(),
+            closing: Vec::new(),
+            lingered: Vec::new(),
+            accept_paused: false,
+            next_uid: 0,
+        })
+    }
+
+    pub fn poll_mut(&mut self) -> &mut Poll {
+        &mut self.poll
+    }
+
+    pub fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    /// A process-unique id (connections, sessions, timer generations).
+    pub fn next_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    /// Accepts one connection; `Ok(None)` when none is waiting.
+    ///
+    /// # Errors
+    /// An accept error other than `WouldBlock`/`Interrupted` (out of descriptors, say).
+    pub fn accept(&mut self) -> io::Result<Option<(TcpStream, std::net::SocketAddr)>> {
+        loop {
+            match self.listener.accept() {
+                Ok(pair) => return Ok(Some(pair)),
+                Err(e) if would_block(&e) => return Ok(None),
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stops listening (shutdown, or out of descriptors until [`Io::resume_accept`]).
+    pub fn pause_accept(&mut self) -> bool {
+        let ok = self.poll.registry().deregister(&mut self.listener).is_ok();
+        self.accept_paused |= ok;
+        ok
+    }
+
+    /// Listens again after a pause; `false` when it was not paused.
+    pub fn resume_accept(&mut self) -> bool {
+        if !self.accept_paused {
+            return false;
+        }
+        self.accept_paused = false;
+        let _ = self
+            .poll
+            .registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE);
+        true
+    }
+
+    /// Adds an accepted stream; `None` when it cannot be registered.
+    pub fn add(&mut self, mut stream: TcpStream) -> Option<usize> {
+        let _ = stream.set_nodelay(true);
+        let uid = self.next_uid();
+        let entry = self.conns.vacant_entry();
+        let token = Token(FIRST_CONN + entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            log::warn!("cannot register connection: {e}");
+            return None;
+        }
+        let key = entry.key();
+        entry.insert(Conn::new(stream, Instant::now(), uid));
+        Some(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The connection, unless it is gone or closing.
+    pub fn get(&self, key: usize) -> Option<&Conn> {
+        self.conns.get(key).filter(|c| c.closing.is_none())
+    }
+
+    /// The connection, unless it is gone or closing.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(key).filter(|c| c.closing.is_none())
+    }
+
+    /// Every connection, closing ones included (for sweeps and gauges).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Conn)> {
+        self.conns.iter()
+    }
+
+    /// The uid of a live connection.
+    pub fn uid(&self, key: usize) -> Option<u64> {
+        self.get(key).map(|c| c.uid)
+    }
+
+    /// Reads once from connection `key` into the loop's buffer (see [`Io::read_buf`]).
+    /// `budget` is what this connection may still read this turn.
+    pub fn read(&mut self, key: usize, budget: usize, m: &mut Metrics) -> ReadOutcome {
+        if budget == 0 {
+            if let Some(c) = self.get(key) {
+                self.read_again.push_back((key, c.uid));
+            }
+            m.reads_capped += 1;
+            return ReadOutcome::Capped;
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return ReadOutcome::Done;
+        };
+        if conn.closing.is_some() {
+            return ReadOutcome::Done;
+        }
+        let want = budget.min(self.read_buf.len());
+        loop {
+            match conn.stream.read(&mut self.read_buf[..want]) {
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(n) => {
+                    m.bytes_in += n as u64;
+                    conn.last_active = Instant::now();
+                    return ReadOutcome::Data(n);
+                }
+                Err(e) if would_block(&e) => return ReadOutcome::Done,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::debug!("read error on connection {key}: {e}");
+                    return ReadOutcome::Eof;
+                }
+            }
+        }
+    }
+
+    /// Lends the read buffer out (the loop parses from it while calling back into `Io`).
+    pub fn take_read_buf(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.read_buf)
+    }
+
+    pub fn put_read_buf(&mut self, buf: Vec<u8>) {
+        self.read_buf = buf;
+    }
+
+    /// Connections that stopped at the read cap last turn and are still open.
+    pub fn take_read_again(&mut self) -> Vec<usize> {
+        let pending = std::mem::take(&mut self.read_again);
+        pending
+            .into_iter()
+            .filter(|&(k, uid)| self.uid(k) == Some(uid))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Queues bytes on a connection, enforcing the outbound limit: a connection over it is
+    /// marked closing (slow client) and `false` is returned. A closing or missing connection
+    /// takes nothing (`false`).
+    pub fn queue(&mut self, key: usize, bytes: Bytes, limit: usize, m: &mut Metrics) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.closing.is_some() {
+            return false;
+        }
+        conn.out.push(bytes);
+        if conn.out.len() > limit {
+            m.slow_client_disconnects += 1;
+            log::warn!(
+                "closing slow client on connection {key}: {} bytes queued, limit {limit}",
+                conn.out.len()
+            );
+            self.close(key, "slow client: outbound queue full");
+            return false;
+        }
+        // Runs once per broadcast recipient: mark the connection already in hand.
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push_back(key);
+        }
+        true
+    }
+
+    /// Puts connection `key` on the flush FIFO (it became writable, say).
+    pub fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push_back(key);
+            }
+        }
+    }
+
+    /// Close once everything queued is written (after an error response or a close frame).
+    pub fn close_after_flush(&mut self, key: usize) {
+        if let Some(c) = self.get_mut(key) {
+            c.close_after_flush = true;
+        }
+    }
+
+    /// Records that connection `key` must close, and why; the loop closes it after dispatch.
+    pub fn close(&mut self, key: usize, reason: &'static str) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.closing.is_none() {
+                conn.closing = Some(reason);
+                self.closing.push((key, reason));
+            }
+        }
+    }
+
+    /// Whether close wishes (or lingering detaches) wait for the loop.
+    pub fn has_closing(&self) -> bool {
+        !self.closing.is_empty() || !self.lingered.is_empty()
+    }
+
+    /// Deregisters and drops every connection marked closing; returns what the layers above
+    /// must detach.
+    pub fn take_closing(&mut self) -> Vec<Closed> {
+        let wishes = std::mem::take(&mut self.closing);
+        let mut out = std::mem::take(&mut self.lingered);
+        for (key, reason) in wishes {
+            let Some(mut conn) = self.conns.try_remove(key) else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            log::debug!("connection {key} closed: {reason}");
+            out.push(Closed {
+                key,
+                kind: conn.kind,
+                reason,
+            });
+        }
+        out
+    }
+
+    /// Output is queued that the last flush did not get to.
+    pub fn output_owed(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Writes owed output, oldest connection first, for at most `FLUSH_SLICE`. Returns the
+    /// connections whose queue emptied while their parser waited for that (pipelined HTTP
+    /// behind a long-poll), so the loop can feed them their held input.
+    pub fn flush(&mut self, m: &mut Metrics, resume: &mut Vec<usize>) {
+        let deadline = Instant::now() + FLUSH_SLICE;
+        let mut written = 0usize;
+        while let Some(key) = self.dirty.pop_front() {
+            if self.flush_conn(key, m) {
+                resume.push(key);
+            }
+            written += 1;
+            if written.is_multiple_of(FLUSH_CLOCK_EVERY) && Instant::now() >= deadline {
+                if self.output_owed() {
+                    m.flush_slices_cut += 1;
+                }
+                return;
+            }
+        }
+    }
+
+    /// Writes a connection's queue; re-arms writability when the socket is full. Returns
+    /// `true` when held input should be parsed now.
+    fn flush_conn(&mut self, key: usize, m: &mut Metrics) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        conn.dirty = false;
+        if conn.closing.is_some() {
+            return false;
+        }
+        match conn.out.write_to(&mut conn.stream) {
+            Ok(n) => m.bytes_out += n as u64,
+            Err(e) => {
+                log::debug!("write error on connection {key}: {e}");
+                self.close(key, "transport error");
+                return false;
+            }
+        }
+        let token = Token(FIRST_CONN + key);
+        if !conn.out.is_empty() {
+            if !conn.want_write {
+                conn.want_write = true;
+                let _ = self.poll.registry().reregister(
+                    &mut conn.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+            }
+            return false;
+        }
+        if conn.close_after_flush {
+            self.begin_linger(key);
+            return false;
+        }
+        if conn.want_write {
+            conn.want_write = false;
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, Interest::READABLE);
+        }
+        // Pipelined requests waited behind a long-poll or a deferred API answer.
+        !conn.rbuf.is_empty()
+            && !conn.deferred
+            && matches!(conn.kind, ConnKind::Http { pending_poll: None })
+    }
+
+    /// Everything queued is written: shut our write side and wait briefly for the peer's EOF
+    /// (unread input would otherwise turn our close into a reset that could destroy the final
+    /// response before the client reads it). The layers above detach from it now.
+    fn begin_linger(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let until = Instant::now() + LINGER;
+        conn.rbuf = Vec::new();
+        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.close(key, "closed after response");
+            return;
+        }
+        let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering { until });
+        if !matches!(kind, ConnKind::Http { pending_poll: None }) {
+            // A WebSocket or held poll ends here for its session.
+            self.lingered.push(Closed {
+                key,
+                kind,
+                reason: "closed after response",
+            });
+        }
+    }
+}
