@@ -10,13 +10,11 @@ use std::borrow::Cow;
 impl Server {
     /// Reads what the socket has, up to the per-turn cap, and parses it as it comes.
     pub(super) fn on_readable(&mut self, key: usize) {
-        let buf = self.io.take_read_buf();
+        let mut buf = self.io.take_read_buf();
         let mut read = 0;
         loop {
-            match self
-                .io
-                .read(key, READ_CAP_PER_TURN - read, &mut self.metrics)
-            {
+            let budget = READ_CAP_PER_TURN - read;
+            match self.io.read(key, &mut buf, budget, &mut self.metrics) {
                 ReadOutcome::Data(n) => {
                     read += n;
                     self.on_data(key, &buf[..n]);

@@ -204,9 +204,15 @@ impl Io {
         self.get(key).map(|c| c.uid)
     }
 
-    /// Reads once from connection `key` into the loop's buffer (see [`Io::read_buf`]).
-    /// `budget` is what this connection may still read this turn.
-    pub fn read(&mut self, key: usize, budget: usize, m: &mut Metrics) -> ReadOutcome {
+    /// Reads once from connection `key` into `buf` (the loop's buffer, lent out by
+    /// [`Io::take_read_buf`]). `budget` is what this connection may still read this turn.
+    pub fn read(
+        &mut self,
+        key: usize,
+        buf: &mut [u8],
+        budget: usize,
+        m: &mut Metrics,
+    ) -> ReadOutcome {
         if budget == 0 {
             if let Some(c) = self.get(key) {
                 self.read_again.push_back((key, c.uid));
@@ -220,9 +226,9 @@ impl Io {
         if conn.closing.is_some() {
             return ReadOutcome::Done;
         }
-        let want = budget.min(self.read_buf.len());
+        let want = budget.min(buf.len());
         loop {
-            match conn.stream.read(&mut self.read_buf[..want]) {
+            match conn.stream.read(&mut buf[..want]) {
                 Ok(0) => return ReadOutcome::Eof,
                 Ok(n) => {
                     m.bytes_in += n as u64;

@@ -91,6 +91,47 @@ pub fn rooms_from_claims(claims: &serde_json::Map<String, serde_json::Value>) ->
     out
 }
 
+/// Why a socket may not be in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The name is not a room kind (or its id is invalid).
+    Invalid(&'static str),
+    /// Someone else's `user:` room.
+    OtherUser,
+    /// Anonymous sockets join no platform room.
+    Anonymous,
+    /// A private room without a token claim or an API grant.
+    NoGrant,
+}
+
+/// The access rule: whether `user` (with the private rooms its token `claims`) may be in
+/// `room`, given the API `grants`.
+///
+/// # Errors
+/// Why not.
+pub fn may_join(
+    room: &str,
+    user: Option<&str>,
+    claims: &[String],
+    grants: &Grants,
+) -> Result<(), Denied> {
+    match classify(room).map_err(Denied::Invalid)? {
+        RoomKind::User(id) if Some(id) == user => Ok(()),
+        RoomKind::User(_) => Err(Denied::OtherUser),
+        RoomKind::Public if user.is_some() => Ok(()),
+        RoomKind::Public => Err(Denied::Anonymous),
+        RoomKind::Private => {
+            let granted =
+                claims.iter().any(|r| r == room) || user.is_some_and(|u| grants.has(room, u));
+            if granted {
+                Ok(())
+            } else {
+                Err(Denied::NoGrant)
+            }
+        }
+    }
+}
+
 /// Grants given through the internal API: room -> users, and the reverse.
 #[derive(Debug, Default)]
 pub struct Grants {
@@ -201,5 +242,46 @@ mod tests {
         assert_eq!(g.rooms_of("u2").collect::<Vec<_>>(), vec!["group:1"]);
         g.revoke("group:1", "u2");
         assert!(g.is_empty());
+    }
+
+    #[test]
+    fn access_rule_for_each_room_kind() {
+        let mut g = Grants::default();
+        let claims = vec!["group:g1".to_string()];
+        let me = Some("u1");
+        assert_eq!(may_join("user:u1", me, &[], &g), Ok(()));
+        assert_eq!(may_join("user:u2", me, &[], &g), Err(Denied::OtherUser));
+        assert_eq!(may_join("feed", me, &[], &g), Ok(()));
+        assert_eq!(may_join("post:7", None, &[], &g), Err(Denied::Anonymous));
+        assert_eq!(may_join("group:g1", me, &claims, &g), Ok(()), "token claim");
+        assert_eq!(
+            may_join("conversation:c1", me, &claims, &g),
+            Err(Denied::NoGrant)
+        );
+        assert!(matches!(
+            may_join("nope:1", me, &[], &g),
+            Err(Denied::Invalid(_))
+        ));
+        g.grant("conversation:c1", "u1");
+        assert_eq!(
+            may_join("conversation:c1", me, &[], &g),
+            Ok(()),
+            "API grant"
+        );
+        assert_eq!(
+            may_join("conversation:c1", Some("u2"), &[], &g),
+            Err(Denied::NoGrant),
+            "a grant is per user"
+        );
+        g.revoke("conversation:c1", "u1");
+        assert_eq!(
+            may_join("conversation:c1", me, &[], &g),
+            Err(Denied::NoGrant),
+            "revoked"
+        );
+        assert_eq!(
+            may_join("conversation:c1", None, &[], &g),
+            Err(Denied::NoGrant)
+        );
     }
 }

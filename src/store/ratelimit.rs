@@ -105,4 +105,27 @@ mod tests {
         assert!(b.take(Class::Chat, &limits, t + Duration::from_millis(1100)));
         assert_eq!(b.refusals, 1);
     }
+
+    #[test]
+    fn classes_have_separate_budgets_and_refusals_are_counted() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        let mut b = Buckets::new(&limits, now);
+        let typing_burst = limits.burst[Class::Typing as usize] as usize;
+        for _ in 0..typing_burst {
+            assert!(b.take(Class::Typing, &limits, now));
+        }
+        assert!(!b.take(Class::Typing, &limits, now), "typing budget spent");
+        assert!(b.take(Class::Chat, &limits, now), "chat has its own budget");
+        assert!(b.take(Class::Signal, &limits, now));
+        assert_eq!(b.refusals, 1);
+        let scaled = limits.scaled(2.0);
+        let mut b = Buckets::new(&scaled, now);
+        for _ in 0..2 * typing_burst {
+            assert!(
+                b.take(Class::Typing, &scaled, now),
+                "the scale doubles the burst"
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use super::events::{ack, Call, Outcome, Reply};
 use super::validate::Refusal;
 use crate::server::Server;
-use crate::store::grants::{classify, RoomKind};
+use crate::store::grants::{self, classify, Denied, RoomKind};
 use serde_json::json;
 
 impl Server {
@@ -17,23 +17,15 @@ impl Server {
         let Some(socket) = self.sockets.get(sock) else {
             return Err(Refusal::forbidden("socket is gone"));
         };
-        let kind = classify(room).map_err(Refusal::invalid)?;
         let user = socket.user.as_deref();
-        match kind {
-            RoomKind::User(id) if Some(id) == user => Ok(()),
-            RoomKind::User(_) => Err(Refusal::forbidden("another user's room")),
-            RoomKind::Public if user.is_some() => Ok(()),
-            RoomKind::Public => Err(Refusal::forbidden("authentication required")),
-            RoomKind::Private => {
-                let granted = socket.claim_rooms.iter().any(|r| r == room)
-                    || user.is_some_and(|u| self.stores.grants.has(room, u));
-                if granted {
-                    Ok(())
-                } else {
-                    Err(Refusal::forbidden(format!("no grant for {room}")))
-                }
-            }
-        }
+        grants::may_join(room, user, &socket.claim_rooms, &self.stores.grants).map_err(
+            |d| match d {
+                Denied::Invalid(why) => Refusal::invalid(why),
+                Denied::OtherUser => Refusal::forbidden("another user's room"),
+                Denied::Anonymous => Refusal::forbidden("authentication required"),
+                Denied::NoGrant => Refusal::forbidden(format!("no grant for {room}")),
+            },
+        )
     }
 
     pub(super) fn room_join(&mut self, c: &mut Call) -> Outcome {

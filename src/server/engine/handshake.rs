@@ -173,6 +173,7 @@ impl Server {
             let resp = self
                 .cors(req.origin.as_deref(), Response::new(200))
                 .body("text/plain; charset=UTF-8", open);
+            self.metrics.packets_out += 1;
             self.respond(key, resp, req.keep_alive);
         }
         let ping = Timer::Ping {
@@ -277,6 +278,7 @@ impl Server {
             let resp = self
                 .cors(poll.origin.as_deref(), Response::new(200))
                 .body("text/plain; charset=UTF-8", body);
+            self.metrics.packets_out += 1;
             self.respond(poll.conn, resp, keep_alive);
         }
         if let Some(c) = session.upgrade_conn {

@@ -101,6 +101,7 @@ impl Server {
         }
         if session.queue.is_empty() {
             if session.probed {
+                self.metrics.packets_out += 1;
                 self.answer_poll(s, vec![Bytes::from_static(b"6")]);
             }
             return;

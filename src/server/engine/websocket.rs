@@ -213,6 +213,7 @@ impl Server {
         session.probed = false;
         log::debug!("session {} upgraded to websocket", session.sid);
         if session.poll.is_some() {
+            self.metrics.packets_out += 1;
             self.answer_poll(s, vec![Bytes::from_static(b"6")]);
         }
         let session = &mut self.engine.sessions[s];
