@@ -356,6 +356,7 @@ impl Config {
         {
             c.jwt_secrets.push(s.into_bytes());
         }
+        crate::auth::secrets::add_from_env(&mut c.jwt_secrets, lookup);
         if let Some(path) = flags
             .jwt_public_key
             .or_else(|| env("JWT_PUBLIC_KEY_FILE", lookup).map(PathBuf::from))

@@ -1,6 +1,25 @@
-//! Client authentication: JWT verification with pinned algorithms (HS256 with the shared
-//! secrets; RS256 or ES256 with a configured public key), `exp`/`nbf` with a small leeway,
-//! optional `iss`/`aud`, and the user id from `sub`, `id` or `userId`.
+//! Client authentication. Two token forms, told apart by shape ([`token_form`]):
+//! - a signed JWT (JWS, three parts) with pinned algorithms: HS256 with the shared secrets,
+//!   RS256 or ES256 with a configured public key; optional `iss`/`aud`;
+//! - an encrypted session token (JWE, five parts, `alg: dir`) as NextAuth v4 and Auth.js v5
+//!   write them, decrypted with keys derived from the same shared secrets ([`jwe`]).
+//!
+//! Both check `exp`/`nbf` with [`LEEWAY_SECS`] and take the user id from `sub`, `id` or
+//! `userId`; every claim stays in [`Identity::claims`] for the application layer.
+//!
+//! # Layout
+//! ```text
+//! mod.rs      Verifier, Identity, AuthError (the reasons sent in CONNECT_ERROR)
+//! jwe.rs      compact JWE parsing, key derivation, kid thumbprints, authenticated decryption
+//! cookies.rs  the session token in a Cookie header (default names, chunked cookies)
+//! secrets.rs  AUTH_SECRET, AUTH_SECRET_1..3 and lists from the environment
+//! ```
+
+pub mod cookies;
+pub mod jwe;
+pub mod secrets;
+
+pub use cookies::{session_cookie, SessionCookie, SESSION_COOKIES};
 
 use crate::config::Config;
 use jsonwebtoken::errors::ErrorKind;
@@ -9,8 +28,34 @@ use serde_json::{Map, Value};
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 5;
-/// Longest token we try to verify; longer ones are refused unread.
+/// Longest signed token we try to verify; longer ones are refused unread.
 pub const MAX_TOKEN_LEN: usize = 8192;
+/// Longest encrypted session token: one request head's worth (Auth.js chunks a long token
+/// over several cookies, so it can pass [`MAX_TOKEN_LEN`]).
+pub const MAX_SESSION_TOKEN_LEN: usize = crate::http::request::MAX_HEAD_LEN;
+/// The salts an Auth.js v5 token may have been encrypted with when it arrives without its
+/// cookie (`auth.token`, `Authorization: Bearer`): the default session cookie names.
+pub const DEFAULT_SALTS: [&str; 2] = ["authjs.session-token", "__Secure-authjs.session-token"];
+
+/// What a token looks like, by its number of dot-separated parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenForm {
+    /// Three parts: a signed JWT.
+    Jws,
+    /// Five parts: an encrypted session token.
+    Jwe,
+    /// Anything else, such as the opaque session id of an Auth.js database session.
+    Opaque,
+}
+
+/// Tells a JWS from a JWE from an opaque value, without decoding anything.
+pub fn token_form(token: &str) -> TokenForm {
+    match token.bytes().filter(|&b| b == b'.').count() {
+        2 => TokenForm::Jws,
+        4 => TokenForm::Jwe,
+        _ => TokenForm::Opaque,
+    }
+}
 
 /// Who a verified token says the client is.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +87,19 @@ pub enum AuthError {
     NoUserId,
     #[error("invalid claims")]
     BadClaims,
+    /// A JWE `enc` other than A256CBC-HS512 or A256GCM (or a compressed one).
+    #[error("encryption not allowed")]
+    BadEncryption,
+    /// The JWE's `kid` names a key none of our secrets derives with this salt (cookie name).
+    #[error("wrong secret or cookie name")]
+    WrongSecret,
+    /// The `kid` matched one of our keys but the authentication tag did not: altered bytes.
+    #[error("token tampered")]
+    Tampered,
+    /// A JWE without `kid` whose tag no key matched: a wrong secret or altered bytes, which
+    /// the cipher cannot tell apart.
+    #[error("cannot decrypt token")]
+    Undecryptable,
 }
 
 impl AuthError {
@@ -58,6 +116,10 @@ impl AuthError {
             AuthError::BadAudience => "wrong audience",
             AuthError::NoUserId => "token has no user id",
             AuthError::BadClaims => "invalid claims",
+            AuthError::BadEncryption => "encryption not allowed",
+            AuthError::WrongSecret => "wrong secret or cookie name",
+            AuthError::Tampered => "token tampered",
+            AuthError::Undecryptable => "cannot decrypt token",
         }
     }
 }
@@ -76,6 +138,8 @@ pub fn check_public_key(pem: &[u8]) -> Result<(), String> {
 
 /// Verifies tokens with keys built once from the configuration.
 pub struct Verifier {
+    /// The shared secrets, for deriving session token keys (per token: the salt varies).
+    secrets: Vec<Vec<u8>>,
     hmac: Vec<DecodingKey>,
     rsa: Option<DecodingKey>,
     ec: Option<DecodingKey>,
@@ -87,6 +151,7 @@ impl Verifier {
     pub fn new(config: &Config) -> Self {
         let pem = config.jwt_public_key.as_deref();
         Verifier {
+            secrets: config.jwt_secrets.clone(),
             hmac: config
                 .jwt_secrets
                 .iter()
@@ -113,14 +178,82 @@ impl Verifier {
         v
     }
 
-    /// Verifies `token` and returns the identity it carries.
+    /// Verifies a token from `auth.token` or `Authorization: Bearer`, a JWS or a JWE, and
+    /// returns the identity it carries. An Auth.js v5 token is tried with the salts of both
+    /// default cookie names ([`DEFAULT_SALTS`]).
     ///
     /// # Errors
     /// An [`AuthError`] naming the first rule the token breaks.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.verify_salted(token, &DEFAULT_SALTS, now())
+    }
+
+    /// Verifies the value of session cookie `cookie_name` (the base name, without a chunk
+    /// suffix, as [`session_cookie`] returns it): the name is the salt of an Auth.js v5 token.
+    ///
+    /// # Errors
+    /// An [`AuthError`] naming the first rule the token breaks; [`AuthError::Malformed`] for
+    /// an opaque value (a database session id, see [`token_form`]).
+    pub fn verify_session_cookie(
+        &self,
+        cookie_name: &str,
+        value: &str,
+    ) -> Result<Identity, AuthError> {
+        self.verify_salted(value, &[cookie_name], now())
+    }
+
+    fn verify_salted(&self, token: &str, salts: &[&str], now: u64) -> Result<Identity, AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
+        match token_form(token) {
+            TokenForm::Jws => self.verify_jws(token),
+            TokenForm::Jwe => self.verify_jwe(token, salts, now),
+            TokenForm::Opaque => Err(AuthError::Malformed),
+        }
+    }
+
+    /// Decrypts a session token with every key our secrets derive for its `enc` (each salt
+    /// under Auth.js v5's derivation, plus NextAuth v4's for A256GCM). When the token names
+    /// its key (`kid`), only the key with that thumbprint is tried, which tells a wrong secret
+    /// from tampering.
+    fn verify_jwe(&self, token: &str, salts: &[&str], now: u64) -> Result<Identity, AuthError> {
+        if token.len() > MAX_SESSION_TOKEN_LEN {
+            return Err(AuthError::Malformed);
+        }
+        let jwe = jwe::parse(token)?;
+        if self.secrets.is_empty() {
+            return Err(AuthError::BadAlgorithm);
+        }
+        let mut kid_matched = false;
+        for secret in &self.secrets {
+            let v4 = (jwe.enc == jwe::Enc::A256Gcm).then(|| jwe::nextauth_v4_key(secret));
+            let keys = salts
+                .iter()
+                .map(|salt| jwe::authjs_key(secret, salt, jwe.enc))
+                .chain(v4);
+            for key in keys {
+                if let Some(kid) = &jwe.kid {
+                    if jwe::thumbprint(&key) != *kid {
+                        continue;
+                    }
+                    kid_matched = true;
+                }
+                match jwe.open(&key) {
+                    Ok(plaintext) => return session_identity(&plaintext, now),
+                    Err(jwe::OpenError::Tag) => {}
+                    Err(jwe::OpenError::Padding) => return Err(AuthError::Malformed),
+                }
+            }
+        }
+        Err(match (&jwe.kid, kid_matched) {
+            (None, _) => AuthError::Undecryptable,
+            (Some(_), false) => AuthError::WrongSecret,
+            (Some(_), true) => AuthError::Tampered,
+        })
+    }
+
+    fn verify_jws(&self, token: &str) -> Result<Identity, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
@@ -169,6 +302,32 @@ impl Verifier {
     }
 }
 
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// The identity in a decrypted session token's claims, after `exp` (required, as for signed
+/// tokens) and `nbf` pass with [`LEEWAY_SECS`]. `iss`/`aud` are not checked: NextAuth writes
+/// neither, and the secret already says who issued the token.
+fn session_identity(plaintext: &[u8], now: u64) -> Result<Identity, AuthError> {
+    let Ok(Value::Object(claims)) = serde_json::from_slice(plaintext) else {
+        return Err(AuthError::BadClaims);
+    };
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or(AuthError::BadClaims),
+    };
+    let (now, leeway) = (now as f64, LEEWAY_SECS as f64);
+    let exp = time("exp")?.ok_or(AuthError::BadClaims)?;
+    if exp < now - leeway {
+        return Err(AuthError::Expired);
+    }
+    if time("nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(AuthError::NotYetValid);
+    }
+    identity(claims)
+}
+
 fn identity(claims: Map<String, Value>) -> Result<Identity, AuthError> {
     let user_id = ["sub", "id", "userId"]
         .iter()
@@ -182,103 +341,4 @@ fn identity(claims: Map<String, Value>) -> Result<Identity, AuthError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    use serde_json::json;
-
-    fn verifier(secrets: &[&str]) -> Verifier {
-        let config = Config {
-            jwt_secrets: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
-            ..Config::default()
-        };
-        Verifier::new(&config)
-    }
-
-    fn now() -> u64 {
-        jsonwebtoken::get_current_timestamp()
-    }
-
-    fn hs(claims: Value, secret: &str) -> String {
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn accepts_either_secret_and_reads_user_id() {
-        let v = verifier(&["one", "two"]);
-        let id = v
-            .verify(&hs(json!({"sub":"u1","exp":now()+60}), "one"))
-            .unwrap();
-        assert_eq!(id.user_id, "u1");
-        let id = v
-            .verify(&hs(json!({"userId":42,"exp":now()+60}), "two"))
-            .unwrap();
-        assert_eq!(id.user_id, "42");
-    }
-
-    #[test]
-    fn refusals_name_the_rule() {
-        let v = verifier(&["one"]);
-        assert_eq!(
-            v.verify(&hs(json!({"sub":"u","exp":now()+60}), "zzz")),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            v.verify(&hs(json!({"sub":"u","exp":now()-3600}), "one")),
-            Err(AuthError::Expired)
-        );
-        assert_eq!(
-            v.verify(&hs(
-                json!({"sub":"u","exp":now()+60,"nbf":now()+3600}),
-                "one"
-            )),
-            Err(AuthError::NotYetValid)
-        );
-        assert_eq!(
-            v.verify(&hs(json!({"sub":"u"}), "one")),
-            Err(AuthError::BadClaims)
-        );
-        assert_eq!(
-            v.verify(&hs(json!({"exp":now()+60}), "one")),
-            Err(AuthError::NoUserId)
-        );
-        assert_eq!(v.verify(""), Err(AuthError::MissingToken));
-        assert_eq!(v.verify("a.b"), Err(AuthError::Malformed));
-    }
-
-    #[test]
-    fn alg_none_is_refused() {
-        use base64::Engine as _;
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let token = format!(
-            "{}.{}.",
-            b64(r#"{"alg":"none","typ":"JWT"}"#),
-            b64(&format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60))
-        );
-        let err = verifier(&["one"]).verify(&token).unwrap_err();
-        assert!(
-            matches!(err, AuthError::BadAlgorithm | AuthError::Malformed),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn rs256_without_public_key_is_refused() {
-        use base64::Engine as _;
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let token = format!(
-            "{}.{}.sig",
-            b64(r#"{"alg":"RS256"}"#),
-            b64(r#"{"sub":"u"}"#)
-        );
-        assert_eq!(
-            verifier(&["one"]).verify(&token),
-            Err(AuthError::BadAlgorithm)
-        );
-    }
-}
+mod tests;
