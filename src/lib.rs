@@ -4,7 +4,7 @@
 //! ```text
 //! config.rs      flags + environment -> Config
 //! logger.rs      the log backend
-//! auth.rs        JWT verification
+//! auth/          JWT and NextAuth session token verification, session cookies
 //! metrics.rs     counters and Prometheus rendering
 //! timer.rs       deadline heap
 //! http/          request parsing (httparse) and responses

@@ -84,6 +84,8 @@ pub(super) fn auth(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
     ];
     c.jwt_secrets
         .extend(secrets.into_iter().flatten().map(String::into_bytes));
+    // Auth.js v5's AUTH_SECRET and its rotation list (AUTH_SECRET_1..3, or comma separated).
+    crate::auth::secrets::add_from_env(&mut c.jwt_secrets, &|name| env.raw(name));
     if let Some(path) = f
         .jwt_public_key
         .take()
