@@ -2,18 +2,23 @@
 //!
 //! # Layout
 //! ```text
-//! config.rs      flags + environment -> Config
+//! config/        flags + environment -> Config
 //! logger.rs      the log backend
 //! auth/          JWT and NextAuth session token verification, session cookies
-//! metrics.rs     counters and Prometheus rendering
+//! metrics/       counters and Prometheus rendering
 //! timer.rs       deadline heap
 //! http/          request parsing (httparse) and responses
 //! ws/            WebSocket handshake key and framing
 //! engineio/      Engine.IO packets, polling payloads, shared outbound wire forms
 //! socketio/      Socket.IO packet codec and encoders
-//! server/        the mio event loop and everything it owns
+//! adapter/       the Redis adapter/emitter wire format (msgpack broadcasts, requests)
+//! store/         in-memory stores: grants, presence, mailbox, outbox, recovery, dedup, limits
+//! redis_bridge/  the Redis helper thread (commands, pub/sub) behind a channel
+//! kafka/         the Kafka helper thread (consumer group, producer, envelopes)
+//! server/        the mio event loop and the parts it composes (see docs/DESIGN.md)
 //! ```
-//! Protocol modules (`http`, `ws`, `engineio`, `socketio`) do no I/O and never import mio.
+//! Protocol modules (`http`, `ws`, `engineio`, `socketio`, `adapter`) and the stores do no
+//! I/O and never import mio.
 #![forbid(unsafe_code)]
 
 pub mod adapter;

@@ -1,7 +1,8 @@
 //! In-memory stores behind small interfaces: room grants, presence, the offline notification
 //! mailbox, the outbox of client events to persist, connection-state recovery, client event
-//! id deduplication and rate limits. Each is plain data owned by the loop; the Redis/Kafka
-//! work mirrors them without changing their callers.
+//! id deduplication and rate limits. Each is plain data owned by the loop (`server::stores`);
+//! the cluster code beside the server's calls that change them mirrors grants, presence,
+//! memberships, recovery sessions and the mailbox to Redis when it is configured.
 
 pub mod dedup;
 pub mod grants;

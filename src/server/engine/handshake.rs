@@ -4,14 +4,13 @@
 use super::super::conn::ConnKind;
 use super::super::http::Req;
 use super::super::Server;
-use super::{CloseReason, Flags, Heartbeat, Session, Transport};
+use super::{CloseReason, Flags, Heartbeat, Queue, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
 use crate::engineio::{new_id, EioError};
 use crate::http::response::Response;
 use crate::timer::Timer;
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -133,10 +132,8 @@ impl Server {
                 Transport::Polling
             },
             poll: None,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
+            queue: Queue::default(),
             upgrade_conn: None,
-            probed: false,
             heartbeat: Heartbeat {
                 gen: 0,
                 awaiting_pong: false,
@@ -310,7 +307,7 @@ impl Server {
             Transport::WebSocket(_) => self.engine.close(s, CloseReason::Shutdown),
             Transport::Polling => {
                 session.flags.draining = true;
-                if session.queue.is_empty() {
+                if session.queue.msgs.is_empty() {
                     self.engine.close(s, CloseReason::Shutdown);
                 } else if session.poll.is_some() {
                     self.flush_poll(s);

@@ -90,12 +90,9 @@ pub struct Session {
     transport: Transport,
     /// The held long-poll GET: its connection, origin and keep-alive.
     poll: Option<HeldPoll>,
-    /// Messages waiting for the next GET (polling transport only).
-    queue: VecDeque<Rc<Outbound>>,
-    queued_bytes: usize,
-    /// A WebSocket that is probing an upgrade, and whether `2probe` was answered.
+    queue: Queue,
+    /// A WebSocket that is probing an upgrade (`flags.probed`: `2probe` was answered).
     upgrade_conn: Option<usize>,
-    probed: bool,
     heartbeat: Heartbeat,
     /// Socket.IO sockets on this session: (namespace index, socket key).
     sockets: Vec<(usize, usize)>,
@@ -122,8 +119,17 @@ struct Heartbeat {
     deadline: Instant,
 }
 
+/// Messages waiting for the next GET (polling transport only), and their payload bytes.
+#[derive(Debug, Default)]
+struct Queue {
+    msgs: VecDeque<Rc<Outbound>>,
+    bytes: usize,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Flags {
+    /// The probing WebSocket's `2probe` was answered.
+    probed: bool,
     /// Shutting down: close once the queue has been delivered.
     draining: bool,
     /// On the list of polling sessions to answer at the end of this loop turn.
@@ -263,7 +269,7 @@ impl Engine {
         };
         match session.transport {
             Transport::WebSocket(c) => io.get(c).map_or(0, |c| c.out.len()),
-            Transport::Polling => session.queued_bytes,
+            Transport::Polling => session.queue.bytes,
         }
     }
 
@@ -280,18 +286,18 @@ impl Engine {
                 out.io.queue(c, b, out.limit, out.metrics)
             }
             Transport::Polling => {
-                session.queued_bytes += msg.payload_len();
-                if session.queued_bytes > out.limit {
+                session.queue.bytes += msg.payload_len();
+                if session.queue.bytes > out.limit {
                     out.metrics.slow_client_disconnects += 1;
                     log::warn!(
                         "closing slow polling client {}: {} bytes queued",
                         session.sid,
-                        session.queued_bytes
+                        session.queue.bytes
                     );
                     self.close(s, CloseReason::SlowClient);
                     return false;
                 }
-                session.queue.push_back(Rc::clone(msg));
+                session.queue.msgs.push_back(Rc::clone(msg));
                 if session.poll.is_some() {
                     self.mark_poll_dirty(s);
                 }

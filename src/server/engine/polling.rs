@@ -34,7 +34,7 @@ impl Server {
             origin: req.origin.clone(),
             keep_alive: req.keep_alive,
         });
-        let ready = !session.queue.is_empty() || session.probed;
+        let ready = !session.queue.msgs.is_empty() || session.flags.probed;
         if let Some(conn) = self.io.get_mut(key) {
             conn.kind = ConnKind::Http {
                 pending_poll: Some(s),
@@ -99,8 +99,8 @@ impl Server {
         if session.poll.is_none() {
             return;
         }
-        if session.queue.is_empty() {
-            if session.probed {
+        if session.queue.msgs.is_empty() {
+            if session.flags.probed {
                 self.metrics.packets_out += 1;
                 self.answer_poll(s, vec![Bytes::from_static(b"6")]);
             }
@@ -109,10 +109,11 @@ impl Server {
         let encodes = &self.engine.encodes;
         let bodies: Vec<Bytes> = session
             .queue
+            .msgs
             .drain(..)
             .map(|m| m.polling(encodes))
             .collect();
-        session.queued_bytes = 0;
+        session.queue.bytes = 0;
         let drained = session.flags.draining;
         self.answer_poll(s, bodies);
         if drained {

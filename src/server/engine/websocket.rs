@@ -185,7 +185,7 @@ impl Server {
     fn on_probe_packet(&mut self, s: usize, key: usize, p: Packet<'_>) {
         match p {
             Packet::Ping(b"probe") => {
-                self.engine.sessions[s].probed = true;
+                self.engine.sessions[s].flags.probed = true;
                 let mut out = Vec::new();
                 frame::encode(frame::Opcode::Text, b"3probe", &mut out);
                 self.metrics.packets_out += 1;
@@ -195,12 +195,14 @@ impl Server {
                     self.engine.mark_poll_dirty(s);
                 }
             }
-            Packet::Upgrade if self.engine.sessions[s].probed => self.complete_upgrade(s, key),
+            Packet::Upgrade if self.engine.sessions[s].flags.probed => {
+                self.complete_upgrade(s, key)
+            }
             _ => {
                 log::debug!("failed upgrade on session {}", self.engine.sid(s));
                 let session = &mut self.engine.sessions[s];
                 session.upgrade_conn = None;
-                session.probed = false;
+                session.flags.probed = false;
                 self.close_ws(key, 1002);
             }
         }
@@ -210,15 +212,15 @@ impl Server {
         let session = &mut self.engine.sessions[s];
         session.transport = Transport::WebSocket(key);
         session.upgrade_conn = None;
-        session.probed = false;
+        session.flags.probed = false;
         log::debug!("session {} upgraded to websocket", session.sid);
         if session.poll.is_some() {
             self.metrics.packets_out += 1;
             self.answer_poll(s, vec![Bytes::from_static(b"6")]);
         }
         let session = &mut self.engine.sessions[s];
-        let queued = std::mem::take(&mut session.queue);
-        session.queued_bytes = 0;
+        let queued = std::mem::take(&mut session.queue.msgs);
+        session.queue.bytes = 0;
         for m in queued {
             let b = m.ws(&self.engine.encodes);
             if !self.queue(key, b) {
@@ -234,7 +236,7 @@ impl Server {
         };
         if session.upgrade_conn == Some(key) {
             session.upgrade_conn = None;
-            session.probed = false;
+            session.flags.probed = false;
         } else if session.transport == Transport::WebSocket(key) {
             log::debug!("websocket of session {} closed: {reason}", session.sid);
             self.engine.close(s, CloseReason::TransportClose);

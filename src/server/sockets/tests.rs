@@ -1,0 +1,169 @@
+//! Unit tests of the `Sockets` part: recipient selection and room limits, on sockets built
+//! without any connection.
+
+use super::*;
+
+fn rooms(r: &[&str]) -> Vec<String> {
+    r.iter().map(|s| s.to_string()).collect()
+}
+
+/// Two namespaces; sockets a, b, c in "/" and d in "/x".
+fn world() -> (Sockets, [usize; 4]) {
+    let mut s = Sockets::new(&rooms(&["/", "/x"]));
+    let mut add = |id: &str, ns: usize, session: usize| {
+        s.insert(NewSocket {
+            id: id.into(),
+            ns,
+            session,
+            user: None,
+            claim_rooms: vec![],
+            pid: None,
+            connected_offset: 0,
+            recovered_at: None,
+        })
+    };
+    let a = add("a", 0, 10);
+    let b = add("b", 0, 11);
+    let c = add("c", 0, 12);
+    let d = add("d", 1, 13);
+    for (sock, room) in [(a, "r1"), (b, "r1"), (b, "r2"), (c, "r2"), (d, "r1")] {
+        assert_eq!(s.join(sock, room), Some(true));
+    }
+    (s, [a, b, c, d])
+}
+
+fn select(s: &mut Sockets, ns: usize, t: Target<'_>) -> Vec<usize> {
+    let mut out = Vec::new();
+    s.select(ns, &t, |_| false, &mut out);
+    out
+}
+
+#[test]
+fn rooms_union_once_each_in_key_order_within_the_namespace() {
+    let (mut s, [a, b, c, _]) = world();
+    let r = rooms(&["r2", "r1"]);
+    let got = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &r,
+            ..Default::default()
+        },
+    );
+    assert_eq!(got, vec![a, b, c], "b is in both rooms, d is in /x");
+}
+
+#[test]
+fn except_rooms_and_except_socket_are_left_out() {
+    let (mut s, [a, b, c, _]) = world();
+    let r = rooms(&["r1", "r2"]);
+    let x = rooms(&["r2"]);
+    let got = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &r,
+            except: &x,
+            ..Default::default()
+        },
+    );
+    assert_eq!(got, vec![a]);
+    let got = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &r,
+            except_socket: Some(a),
+            ..Default::default()
+        },
+    );
+    assert_eq!(got, vec![b, c]);
+}
+
+#[test]
+fn sid_rooms_resolve_to_their_socket_only_in_its_namespace() {
+    let (mut s, [_, b, _, _]) = world();
+    let r = rooms(&["b", "d"]);
+    let got = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &r,
+            ..Default::default()
+        },
+    );
+    assert_eq!(got, vec![b], "d is a socket of /x");
+    let x = rooms(&["b"]);
+    let all = select(
+        &mut s,
+        0,
+        Target {
+            all: true,
+            except: &x,
+            ..Default::default()
+        },
+    );
+    assert!(!all.contains(&b));
+}
+
+#[test]
+fn all_is_every_socket_of_the_namespace_ignoring_rooms() {
+    let (mut s, [a, b, c, d]) = world();
+    let r = rooms(&["nope"]);
+    assert_eq!(
+        select(
+            &mut s,
+            0,
+            Target {
+                rooms: &r,
+                all: true,
+                ..Default::default()
+            }
+        ),
+        vec![a, b, c]
+    );
+    assert_eq!(
+        select(
+            &mut s,
+            1,
+            Target {
+                all: true,
+                ..Default::default()
+            }
+        ),
+        vec![d]
+    );
+}
+
+#[test]
+fn volatile_skips_recipients_that_are_behind() {
+    let (mut s, [a, _, c, _]) = world();
+    let r = rooms(&["r1", "r2"]);
+    let mut out = Vec::new();
+    let t = Target {
+        rooms: &r,
+        volatile: true,
+        ..Default::default()
+    };
+    s.select(0, &t, |session| session == 11, &mut out);
+    assert_eq!(out, vec![a, c], "b (session 11) is behind");
+    let t = Target {
+        rooms: &r,
+        ..Default::default()
+    };
+    s.select(0, &t, |session| session == 11, &mut out);
+    assert_eq!(out.len(), 3, "not volatile: nobody is skipped");
+}
+
+#[test]
+fn room_limit_and_leave() {
+    let (mut s, [a, ..]) = world();
+    for i in 1..MAX_ROOMS_PER_SOCKET {
+        assert_eq!(s.join(a, &format!("x{i}")), Some(true));
+    }
+    assert_eq!(s.join(a, "one-too-many"), None);
+    assert_eq!(s.join(a, "r1"), Some(false), "already in: not refused");
+    assert!(s.leave(a, "r1"));
+    assert!(!s.leave(a, "r1"));
+    assert_eq!(s.room_len(0, "r1"), 1);
+}
