@@ -18,13 +18,21 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let addr = std::net::SocketAddr::new(config.host, config.port);
-    let listener = match bind(addr) {
+    let (listener, activated) = match listeners(addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("sio-edge: cannot listen on {addr}: {e}");
             return ExitCode::from(1);
         }
     };
+    let internal = match config.edge.internal_addr.map(bind).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sio-edge: cannot listen on the internal address: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let internal_local = internal.as_ref().and_then(|l| l.local_addr().ok());
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
@@ -32,7 +40,7 @@ fn main() -> ExitCode {
     let path = config.path.clone();
     // Build the server (which installs the SIGTERM/SIGINT handlers) before announcing the
     // port: a supervisor that signals right after the line must get a clean shutdown.
-    let mut server = match sio_edge::server::Server::new(listener, config) {
+    let mut server = match sio_edge::server::Server::new(listener, internal, config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sio-edge: cannot start the event loop: {e}");
@@ -41,8 +49,19 @@ fn main() -> ExitCode {
     };
     // Tests and supervisors read this line to learn the (possibly ephemeral) port.
     println!("sio-edge listening on {local}");
+    if let Some(a) = internal_local {
+        println!("sio-edge internal listener on {a}");
+    }
     let _ = std::io::stdout().flush();
-    log::info!("listening on {local} (path {path}, profile {profile:?})");
+    let how = if activated {
+        ", socket from systemd"
+    } else {
+        ""
+    };
+    log::info!("listening on {local} (path {path}, profile {profile:?}{how})");
+    if let Some(a) = internal_local {
+        log::info!("internal listener (/api/*, /metrics) on {a}");
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -55,6 +74,20 @@ fn main() -> ExitCode {
 /// The listen backlog: connection bursts (a deploy, a reconnect storm) must not overflow it.
 /// std and mio use 128; the kernel caps this at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
+
+/// The public listener: the socket systemd passed (`LISTEN_FDS`, socket activation: connects
+/// queue in the kernel while the service restarts), else a new one bound to `addr`. The flag
+/// says which.
+fn listeners(addr: std::net::SocketAddr) -> std::io::Result<(std::net::TcpListener, bool)> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() > 0 {
+        if let Some(l) = fds.take_tcp_listener(0)? {
+            return Ok((l, true));
+        }
+        log::warn!("LISTEN_FDS is set but descriptor 3 is not a TCP listener; binding {addr}");
+    }
+    bind(addr).map(|l| (l, false))
+}
 
 /// Binds with SO_REUSEADDR and a deep listen backlog.
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -16,6 +16,14 @@ pub enum Timer {
     PongDeadline { session: usize, uid: u64, gen: u64 },
     /// The session must have connected a namespace by now.
     ConnectTimeout { session: usize, uid: u64 },
+    /// The WebSocket `conn` (unique id `conn_uid`) probing an upgrade of the session must
+    /// have completed it by now.
+    UpgradeTimeout {
+        session: usize,
+        uid: u64,
+        conn: usize,
+        conn_uid: u64,
+    },
     /// Look for idle HTTP and lingering connections.
     Sweep,
     /// Resume accepting after running out of file descriptors.

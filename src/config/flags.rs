@@ -123,6 +123,25 @@ pub struct Flags {
     /// benchmark profile: no auth, join room `bench`, relay `bench:publish` as `bench:msg`
     #[argh(switch)]
     pub bench: bool,
+    /// ms a request head may take from its first byte (or the connection's accept) before
+    /// the connection is answered 408 and closed [SOCKET_IO_HEAD_TIMEOUT] (default 10000)
+    #[argh(option)]
+    pub head_timeout: Option<u64>,
+    /// ms a request body may take after its head [SOCKET_IO_BODY_TIMEOUT] (default 30000)
+    #[argh(option)]
+    pub body_timeout: Option<u64>,
+    /// ms a WebSocket has to complete an upgrade of a polling session before it is closed
+    /// [SOCKET_IO_UPGRADE_TIMEOUT] (default 10000)
+    #[argh(option)]
+    pub upgrade_timeout: Option<u64>,
+    /// a second listener, e.g. 127.0.0.1:3002, that alone serves /api/* and /metrics
+    /// [SOCKET_IO_INTERNAL_ADDR] (default: none, they are on the public port)
+    #[argh(option)]
+    pub internal_addr: Option<String>,
+    /// serve /metrics on the public port without the internal API key
+    /// [SOCKET_IO_PUBLIC_METRICS=1]
+    #[argh(switch)]
+    pub public_metrics: bool,
     /// log filter such as `info` or `sio_edge=debug,warn` [RUST_LOG] (default info)
     #[argh(option)]
     pub log: Option<String>,

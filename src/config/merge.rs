@@ -76,6 +76,36 @@ pub(super) fn listen(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
     Ok(())
 }
 
+/// Phase deadlines, the internal listener and who may read `/metrics`.
+pub(super) fn edge(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
+    let ms = |v: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
+        match env.num(v, name)? {
+            Some(0) => Err(bad(format!("{name} must be above 0 ms"))),
+            other => Ok(other.map(Duration::from_millis)),
+        }
+    };
+    let e = &mut c.edge;
+    if let Some(d) = ms(f.head_timeout, "SOCKET_IO_HEAD_TIMEOUT")? {
+        e.head_timeout = d;
+    }
+    if let Some(d) = ms(f.body_timeout, "SOCKET_IO_BODY_TIMEOUT")? {
+        e.body_timeout = d;
+    }
+    if let Some(d) = ms(f.upgrade_timeout, "SOCKET_IO_UPGRADE_TIMEOUT")? {
+        e.upgrade_timeout = d;
+    }
+    if let Some(a) = env.or(f.internal_addr.take(), "SOCKET_IO_INTERNAL_ADDR") {
+        let addr = a.trim().parse().map_err(|_| {
+            bad(format!(
+                "internal address {a:?} is not an IP:port such as 127.0.0.1:3002"
+            ))
+        })?;
+        e.internal_addr = Some(addr);
+    }
+    e.public_metrics = env.switch(f.public_metrics, "SOCKET_IO_PUBLIC_METRICS");
+    Ok(())
+}
+
 /// Client token keys and claims, and the internal API key.
 pub(super) fn auth(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
     let secrets = [

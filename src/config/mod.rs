@@ -27,8 +27,8 @@ pub enum Profile {
     Bench,
 }
 
-/// Validated configuration. Flat (30 fields) because src/server reads the fields by path;
-/// grouping them would rename those paths.
+/// Validated configuration. Mostly flat because src/server reads the fields by path (grouping
+/// them would rename those paths); settings added since come in groups (`edge`).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
@@ -62,6 +62,35 @@ pub struct Config {
     pub node_id: String,
     pub profile: Profile,
     pub log: String,
+    /// Deadlines and listeners of a public edge.
+    pub edge: Edge,
+}
+
+/// What a hostile peer meets: phase deadlines and where the internal routes are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// A request head must be complete this long after its first byte (or the accept).
+    pub head_timeout: Duration,
+    /// A request body must be complete this long after its head.
+    pub body_timeout: Duration,
+    /// A WebSocket probing an upgrade must complete it within this.
+    pub upgrade_timeout: Duration,
+    /// The internal listener for `/api/*` and `/metrics`, when configured.
+    pub internal_addr: Option<std::net::SocketAddr>,
+    /// `/metrics` on the public port without the key (only without an internal listener).
+    pub public_metrics: bool,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            upgrade_timeout: Duration::from_secs(10),
+            internal_addr: None,
+            public_metrics: false,
+        }
+    }
 }
 
 /// Kafka settings; present only when brokers are configured.
@@ -123,6 +152,7 @@ impl Default for Config {
             node_id: String::new(),
             profile: Profile::Production,
             log: "info".into(),
+            edge: Edge::default(),
         }
     }
 }
@@ -156,6 +186,7 @@ impl Config {
         merge::redis(&mut c, f, &env)?;
         merge::kafka(&mut c, f, &env)?;
         merge::switches(&mut c, f, &env);
+        merge::edge(&mut c, f, &env)?;
         merge::validate(&c)?;
         Ok(c)
     }

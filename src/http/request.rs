@@ -23,6 +23,10 @@ pub struct Request<'a> {
     pub ws_key: Option<&'a str>,
     pub ws_version: Option<&'a str>,
     pub origin: Option<&'a str>,
+    /// `Host`, for the same-origin check of browser handshakes.
+    pub host: Option<&'a str>,
+    /// `Cookie`, for session cookies on the handshake.
+    pub cookie: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub api_key: Option<&'a str>,
     pub acr_headers: Option<&'a str>,
@@ -147,6 +151,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
             out.ws_version = Some(value);
         } else if name.eq_ignore_ascii_case("origin") {
             out.origin = Some(value);
+        } else if name.eq_ignore_ascii_case("host") {
+            out.host = Some(value);
+        } else if name.eq_ignore_ascii_case("cookie") {
+            out.cookie = Some(value);
         } else if name.eq_ignore_ascii_case("authorization") {
             out.authorization = Some(value);
         } else if name.eq_ignore_ascii_case("x-api-key") {
@@ -214,6 +222,7 @@ mod tests {
         assert_eq!(r.query_param("transport"), Some("polling"));
         assert_eq!(r.query_param("sid"), None);
         assert_eq!(r.origin, Some("http://localhost:3000"));
+        assert_eq!(r.host, Some("x"));
         assert!(r.keep_alive());
     });
 

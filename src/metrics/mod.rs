@@ -27,6 +27,14 @@ pub struct Metrics {
     pub flush_slices_cut: u64,
     /// Times one connection's reading stopped at the per-turn cap with input possibly left.
     pub reads_capped: u64,
+    /// Requests whose head or body missed its deadline (answered 408).
+    pub request_timeouts: u64,
+    /// Sessionless connections closed to give their slot to a new one at the limit.
+    pub slot_evictions: u64,
+    /// Handshakes and upgrades refused for their `Origin`.
+    pub origin_refused: u64,
+    /// WebSocket upgrades not completed within the upgrade timeout.
+    pub upgrade_timeouts: u64,
     pub protocol_errors: u64,
     pub http_errors: u64,
     pub ping_timeouts: u64,

@@ -46,7 +46,7 @@ enum Value<'a> {
 
 /// Every metric, in the order `/metrics` shows them.
 #[rustfmt::skip]
-fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 40] {
+fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 44] {
     let namespaces = g.sockets_by_namespace.iter().map(|(ns, n)| (ns.as_str(), *n)).collect();
     let transports = vec![("websocket", g.websocket_connections), ("polling", g.polling_sessions)];
     [
@@ -72,6 +72,10 @@ fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static st
         ("sio_slow_client_disconnects_total", Counter, "Clients disconnected for a full outbound queue.", One(m.slow_client_disconnects)),
         ("sio_flush_slices_cut_total", Counter, "Loop turns that stopped writing after their time slice with output still owed (large fanouts).", One(m.flush_slices_cut)),
         ("sio_reads_capped_total", Counter, "Times one connection's reading stopped at the per-turn cap so other connections get a turn.", One(m.reads_capped)),
+        ("sio_request_timeouts_total", Counter, "Requests whose head or body missed its deadline (answered 408 and closed).", One(m.request_timeouts)),
+        ("sio_slot_evictions_total", Counter, "Connections without a session closed to make room for a new one at the connection limit.", One(m.slot_evictions)),
+        ("sio_origin_refused_total", Counter, "Handshakes and WebSocket upgrades refused (403) for their Origin.", One(m.origin_refused)),
+        ("sio_upgrade_timeouts_total", Counter, "WebSocket upgrades not completed within the upgrade timeout (the polling session goes on).", One(m.upgrade_timeouts)),
         ("sio_protocol_errors_total", Counter, "Malformed or invalid input that closed a connection or was refused.", One(m.protocol_errors)),
         ("sio_http_errors_total", Counter, "HTTP requests answered with an error status.", One(m.http_errors)),
         ("sio_ping_timeouts_total", Counter, "Sessions closed for a missing pong.", One(m.ping_timeouts)),

@@ -7,7 +7,6 @@ use super::Server;
 use crate::http::response::{error_json, Response};
 use crate::metrics::{self, Gauges};
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 
 /// Users one presence query may name.
 pub const MAX_PRESENCE_QUERY: usize = 1000;
@@ -88,32 +87,13 @@ impl Server {
     /// Checks the internal API key; answers the request itself and returns `false` when the
     /// caller may not proceed.
     fn api_authorized(&mut self, key: usize, req: &Req) -> bool {
-        let Some(expected) = self.config.api_key.as_deref() else {
-            self.respond(
-                key,
-                Response::new(503).json(error_json("internal API disabled: set INTERNAL_API_KEY")),
-                req.keep_alive,
-            );
-            return false;
-        };
-        let presented = req
-            .bearer
-            .as_deref()
-            .or(req.api_key.as_deref())
-            .unwrap_or("");
-        if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-            return true;
+        match self.key_check(req.bearer.as_deref(), req.api_key.as_deref()) {
+            Ok(()) => true,
+            Err(resp) => {
+                self.respond(key, resp, req.keep_alive);
+                false
+            }
         }
-        self.metrics.api_unauthorized += 1;
-        log::warn!("internal API request with a missing or wrong key");
-        self.respond(
-            key,
-            Response::new(401)
-                .header("WWW-Authenticate", "Bearer")
-                .json(error_json("unauthorized")),
-            req.keep_alive,
-        );
-        false
     }
 
     /// Routes an authenticated internal API request.

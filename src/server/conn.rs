@@ -26,7 +26,24 @@ pub enum ConnKind {
     /// Our last bytes are out and our write side is shut; input is read and dropped until the
     /// peer closes (or the deadline), so unread input does not turn our close into a reset
     /// that could destroy the final response before the client reads it.
-    Lingering { until: Instant },
+    Lingering,
+}
+
+/// What a connection waits for, which decides its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A request head (from the accept, or from its first byte on a kept-alive connection):
+    /// late is answered 408.
+    Head,
+    /// The body of a request whose head is in: late is answered 408.
+    Body,
+    /// Kept alive between requests: late is closed quietly.
+    Idle,
+    /// Governed by its Engine.IO session (a WebSocket, a held poll) or by us (a deferred
+    /// answer): no deadline of its own.
+    Session,
+    /// Our side is shut; waiting for the peer's EOF.
+    Linger,
 }
 
 /// Outbound bytes: shared buffers written front to back with vectored writes.
@@ -119,7 +136,11 @@ pub struct Conn {
     pub want_write: bool,
     /// Already on the server's list of connections to flush this loop turn.
     pub dirty: bool,
-    pub last_active: Instant,
+    /// What it waits for, and until when (`None` for [`Phase::Session`]).
+    pub phase: Phase,
+    pub deadline: Option<Instant>,
+    /// Accepted on the internal listener (`/api/*` and `/metrics` live there).
+    pub internal: bool,
     /// Unique for the process: a reply that arrives later (from Redis) checks it, so a reused
     /// slab key never gets another connection's response.
     pub uid: u64,
@@ -130,7 +151,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, now: Instant, uid: u64) -> Self {
+    pub fn new(stream: TcpStream, head_deadline: Instant, uid: u64, internal: bool) -> Self {
         Conn {
             stream,
             rbuf: Vec::new(),
@@ -139,7 +160,9 @@ impl Conn {
             close_after_flush: false,
             want_write: false,
             dirty: false,
-            last_active: now,
+            phase: Phase::Head,
+            deadline: Some(head_deadline),
+            internal,
             uid,
             deferred: false,
             closing: None,

@@ -56,7 +56,7 @@ impl Server {
             start += match conn.kind {
                 ConnKind::Http { .. } => self.on_http_input(key, &input[start..]),
                 ConnKind::WebSocket { .. } => self.on_ws_input(key, &input[start..]),
-                ConnKind::Lingering { .. } => input.len() - start,
+                ConnKind::Lingering => input.len() - start,
             };
             let Some(conn) = self.io.get(key) else {
                 return;

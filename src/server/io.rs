@@ -7,7 +7,7 @@
 //! dispatched. So no caller ever finds a connection gone under its feet in the middle of a
 //! packet: a connection marked closing simply takes no more output.
 
-use super::conn::{Conn, ConnKind};
+use super::conn::{Conn, ConnKind, Phase};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
@@ -17,8 +17,10 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-/// The listener's token.
+/// The public listener's token.
 pub const LISTENER: Token = Token(0);
+/// The internal listener's token (`/api/*` and `/metrics`), when configured.
+pub const INTERNAL: Token = Token(3);
 /// Connection `key` in the slab is registered as `Token(FIRST_CONN + key)`.
 pub const FIRST_CONN: usize = 16;
 /// One read buffer for the whole loop; per-connection buffers hold only partial input.
@@ -29,6 +31,15 @@ pub const READ_BUF_LEN: usize = 64 * 1024;
 pub const READ_CAP_PER_TURN: usize = 4 * READ_BUF_LEN;
 /// How long a closing connection waits for the peer's EOF.
 const LINGER: Duration = Duration::from_secs(2);
+/// A kept-alive HTTP connection with no request in progress is closed after this.
+pub const HTTP_IDLE: Duration = Duration::from_secs(60);
+
+/// The deadlines of the phases that have one.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub head: Duration,
+    pub body: Duration,
+}
 /// The longest one loop turn spends writing before it polls for input again. On loopback a
 /// write costs the sender 4-7 us (the receiver's TCP input runs on the sender's core), so a
 /// fanout to 10,000 sockets is tens of milliseconds of writes. Slicing that pass keeps reads,
@@ -70,7 +81,8 @@ pub struct Closed {
 /// The loop's sockets and buffers.
 pub struct Io {
     poll: Poll,
-    listener: TcpListener,
+    /// The public listener and the internal one.
+    listeners: [Option<TcpListener>; 2],
     conns: Slab<Conn>,
     read_buf: Vec<u8>,
     /// Connections with queued output, oldest first. Each is written at most once per pass
@@ -85,6 +97,7 @@ pub struct Io {
     lingered: Vec<Closed>,
     accept_paused: bool,
     next_uid: u64,
+    timeouts: Timeouts,
 }
 
 impl Io {
@@ -92,15 +105,28 @@ impl Io {
     ///
     /// # Errors
     /// Creating the poll or registering the listener failed.
-    pub fn new(listener: std::net::TcpListener) -> io::Result<Self> {
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
+    pub fn new(
+        public: std::net::TcpListener,
+        internal: Option<std::net::TcpListener>,
+        timeouts: Timeouts,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut listeners = [None, None];
+        for (slot, (l, token)) in listeners
+            .iter_mut()
+            .zip([(Some(public), LISTENER), (internal, INTERNAL)])
+        {
+            if let Some(l) = l {
+                l.set_nonblocking(true)?;
+                let mut l = TcpListener::from_std(l);
+                poll.registry()
+                    .register(&mut l, token, Interest::READABLE)?;
+                *slot = Some(l);
+            }
+        }
         Ok(Io {
             poll,
-            listener,
+            listeners,
             conns: Slab::with_capacity(1024),
             read_buf: vec![0; READ_BUF_LEN],
             dirty: VecDeque::new(),
@@ -109,6 +135,7 @@ impl Io {
             lingered: Vec::new(),
             accept_paused: false,
             next_uid: 0,
+            timeouts,
         })
     }
 
@@ -126,13 +153,20 @@ impl Io {
         self.next_uid
     }
 
-    /// Accepts one connection; `Ok(None)` when none is waiting.
+    /// Accepts one connection from the public (`internal == false`) or the internal listener;
+    /// `Ok(None)` when none is waiting.
     ///
     /// # Errors
     /// An accept error other than `WouldBlock`/`Interrupted` (out of descriptors, say).
-    pub fn accept(&mut self) -> io::Result<Option<(TcpStream, std::net::SocketAddr)>> {
+    pub fn accept(
+        &mut self,
+        internal: bool,
+    ) -> io::Result<Option<(TcpStream, std::net::SocketAddr)>> {
+        let Some(listener) = &self.listeners[usize::from(internal)] else {
+            return Ok(None);
+        };
         loop {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok(pair) => return Ok(Some(pair)),
                 Err(e) if would_block(&e) => return Ok(None),
                 Err(e) if interrupted(&e) => continue,
@@ -143,7 +177,10 @@ impl Io {
 
     /// Stops listening (shutdown, or out of descriptors until [`Io::resume_accept`]).
     pub fn pause_accept(&mut self) -> bool {
-        let ok = self.poll.registry().deregister(&mut self.listener).is_ok();
+        let mut ok = false;
+        for l in self.listeners.iter_mut().flatten() {
+            ok |= self.poll.registry().deregister(l).is_ok();
+        }
         self.accept_paused |= ok;
         ok
     }
@@ -154,15 +191,17 @@ impl Io {
             return false;
         }
         self.accept_paused = false;
-        let _ = self
-            .poll
-            .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE);
+        for (l, token) in self.listeners.iter_mut().zip([LISTENER, INTERNAL]) {
+            if let Some(l) = l {
+                let _ = self.poll.registry().register(l, token, Interest::READABLE);
+            }
+        }
         true
     }
 
-    /// Adds an accepted stream; `None` when it cannot be registered.
-    pub fn add(&mut self, mut stream: TcpStream) -> Option<usize> {
+    /// Adds an accepted stream; `None` when it cannot be registered. Its request head is due
+    /// within the head timeout.
+    pub fn add(&mut self, mut stream: TcpStream, internal: bool) -> Option<usize> {
         let _ = stream.set_nodelay(true);
         let uid = self.next_uid();
         let entry = self.conns.vacant_entry();
@@ -176,8 +215,63 @@ impl Io {
             return None;
         }
         let key = entry.key();
-        entry.insert(Conn::new(stream, Instant::now(), uid));
+        let due = Instant::now() + self.timeouts.head;
+        entry.insert(Conn::new(stream, due, uid, internal));
         Some(key)
+    }
+
+    /// Live connections (not marked closing).
+    pub fn live(&self) -> usize {
+        self.conns.len() - self.closing.len()
+    }
+
+    /// Moves a connection to `phase`, starting that phase's deadline now. Setting the phase
+    /// it is already in keeps its deadline (a trickling head does not buy time per byte).
+    pub fn set_phase(&mut self, key: usize, phase: Phase) {
+        let t = self.timeouts;
+        let Some(conn) = self.get_mut(key) else {
+            return;
+        };
+        if conn.phase == phase {
+            return;
+        }
+        let now = Instant::now();
+        conn.phase = phase;
+        conn.deadline = match phase {
+            Phase::Head => Some(now + t.head),
+            Phase::Body => Some(now + t.body),
+            Phase::Idle => Some(now + HTTP_IDLE),
+            Phase::Linger => Some(now + LINGER),
+            Phase::Session => None,
+        };
+    }
+
+    /// Connections whose phase deadline has passed, with their phase.
+    pub fn expired(&self, now: Instant) -> Vec<(usize, Phase)> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.closing.is_none() && c.deadline.is_some_and(|d| d <= now))
+            .map(|(k, c)| (k, c.phase))
+            .collect()
+    }
+
+    /// Makes room for a new connection at the limit: the connection without a session whose
+    /// deadline comes first (the one a slow or idle peer has held longest) is closed. `false`
+    /// when every connection carries a session.
+    pub fn evict_for_slot(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.closing.is_none() && c.phase != Phase::Session && !c.internal)
+            .min_by_key(|(_, c)| c.deadline)
+            .map(|(k, _)| k);
+        match victim {
+            Some(k) => {
+                self.close(k, "slot needed for a new connection");
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -232,7 +326,6 @@ impl Io {
                 Ok(0) => return ReadOutcome::Eof,
                 Ok(n) => {
                     m.bytes_in += n as u64;
-                    conn.last_active = Instant::now();
                     return ReadOutcome::Data(n);
                 }
                 Err(e) if would_block(&e) => return ReadOutcome::Done,
@@ -423,13 +516,14 @@ impl Io {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let until = Instant::now() + LINGER;
         conn.rbuf = Vec::new();
         if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
             self.close(key, "closed after response");
             return;
         }
-        let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering { until });
+        conn.phase = Phase::Linger;
+        conn.deadline = Some(Instant::now() + LINGER);
+        let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering);
         if !matches!(kind, ConnKind::Http { pending_poll: None }) {
             // A WebSocket or held poll ends here for its session.
             self.lingered.push(Closed {

@@ -35,8 +35,9 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::timer::{Timer, Timers};
 use conn::ConnKind;
+use conn::Phase;
 use engine::{CloseReason, Engine};
-use io::{Io, FIRST_CONN, LISTENER};
+use io::{Io, Timeouts, FIRST_CONN, INTERNAL, LISTENER};
 use mio::{Events, Interest, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -48,11 +49,10 @@ use stores::Stores;
 const SIGNALS: Token = Token(1);
 /// Helper threads (Redis, Kafka) wake the loop through this token.
 const WAKER: Token = Token(2);
-/// An HTTP connection with no request and no pending poll for this long is closed.
-const HTTP_IDLE: Duration = Duration::from_secs(60);
-/// How often idle HTTP connections are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
-/// Longest a shutdown waits for clients to receive their DISCONNECT.
+/// How often connections past their phase deadline are looked for (the deadlines are exact
+/// to this).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Longest a shutdown waits for queued output to reach clients.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(3000);
 /// How often stores drop expired entries.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
@@ -82,8 +82,16 @@ impl Server {
     ///
     /// # Errors
     /// Creating the poll or registering the listener or signal handler failed.
-    pub fn new(listener: std::net::TcpListener, config: Config) -> stdio::Result<Self> {
-        let io = Io::new(listener)?;
+    pub fn new(
+        listener: std::net::TcpListener,
+        internal: Option<std::net::TcpListener>,
+        config: Config,
+    ) -> stdio::Result<Self> {
+        let timeouts = Timeouts {
+            head: config.edge.head_timeout,
+            body: config.edge.body_timeout,
+        };
+        let io = Io::new(listener, internal, timeouts)?;
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
         io.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -131,7 +139,8 @@ impl Server {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    INTERNAL => self.accept(true),
                     SIGNALS => self.on_signal(),
                     WAKER => self.drain_cluster(),
                     Token(t) if t >= FIRST_CONN => {
@@ -178,11 +187,11 @@ impl Server {
         }
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, internal: bool) {
         loop {
-            match self.io.accept() {
+            match self.io.accept(internal) {
                 Ok(Some((stream, peer))) => {
-                    if self.shutting_down || self.io.len() >= self.config.max_connections {
+                    if self.shutting_down || !self.make_room(internal) {
                         self.metrics.connections_refused += 1;
                         log::warn!(
                             "refusing connection from {peer}: connection limit {} reached",
@@ -190,7 +199,7 @@ impl Server {
                         );
                         continue;
                     }
-                    if self.io.add(stream).is_some() {
+                    if self.io.add(stream, internal).is_some() {
                         self.metrics.connections_accepted += 1;
                     }
                 }
@@ -207,6 +216,21 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// At `--max-connections`, a connection that has no Engine.IO session yet (a slow or idle
+    /// HTTP peer) gives its slot to the new one; `false` when none can. The internal
+    /// listener's connections are not counted against the limit.
+    fn make_room(&mut self, internal: bool) -> bool {
+        if internal || self.io.live() < self.config.max_connections {
+            return true;
+        }
+        if !self.io.evict_for_slot() {
+            return false;
+        }
+        self.metrics.slot_evictions += 1;
+        self.reap();
+        true
     }
 
     /// Writes owed output (one slice) and answers held polls that got messages.
@@ -239,7 +263,7 @@ impl Server {
             ConnKind::WebSocket { session, .. } => {
                 self.on_ws_closed(session, closed.key, closed.reason)
             }
-            ConnKind::Http { pending_poll: None } | ConnKind::Lingering { .. } => {}
+            ConnKind::Http { pending_poll: None } | ConnKind::Lingering => {}
         }
     }
 
@@ -290,10 +314,17 @@ impl Server {
                     self.engine.close(session, CloseReason::ConnectTimeout);
                 }
             }
+            Timer::UpgradeTimeout {
+                session,
+                uid,
+                conn,
+                conn_uid,
+            } => self.on_upgrade_timeout(session, uid, conn, conn_uid),
             Timer::Sweep => self.sweep_idle(now),
             Timer::ResumeAccept => {
                 if !self.shutting_down && self.io.resume_accept() {
-                    self.accept();
+                    self.accept(false);
+                    self.accept(true);
                 }
             }
             Timer::ShutdownDeadline => {
@@ -309,36 +340,37 @@ impl Server {
         }
     }
 
-    /// Closes HTTP connections that hold no request and no long-poll, and lingering ones whose
-    /// peer never closed.
+    /// Closes connections past their phase deadline: a request head or body that is late is
+    /// answered 408 first; an idle or lingering connection goes quietly.
     fn sweep_idle(&mut self, now: Instant) {
-        let idle: Vec<usize> = self
-            .io
-            .iter()
-            .filter(|(_, c)| match c.kind {
-                ConnKind::Http { pending_poll: None } => {
-                    c.out.is_empty() && now.duration_since(c.last_active) > HTTP_IDLE
+        for (key, phase) in self.io.expired(now) {
+            match phase {
+                Phase::Head | Phase::Body => {
+                    self.metrics.request_timeouts += 1;
+                    log::debug!("connection {key}: request {phase:?} not complete in time");
+                    let body = crate::http::response::error_json("request timeout");
+                    let resp = crate::http::response::Response::new(408).json(body);
+                    self.respond(key, resp, false);
                 }
-                ConnKind::Lingering { until } => now >= until,
-                _ => false,
-            })
-            .map(|(k, _)| k)
-            .collect();
-        for k in idle {
-            self.io.close(k, "idle");
+                Phase::Idle | Phase::Linger | Phase::Session => self.io.close(key, "idle"),
+            }
         }
         self.timers.at(now + SWEEP_EVERY, Timer::Sweep);
     }
 
+    /// SIGTERM/SIGINT: stop accepting and close every transport without a Socket.IO
+    /// DISCONNECT, so clients see a lost connection and reconnect with their usual backoff
+    /// (to the restarted server, or another node); queued output is flushed first, within
+    /// the grace.
     fn on_signal(&mut self) {
         let got: Vec<i32> = self.signals.pending().collect();
         if got.is_empty() || self.shutting_down {
             return;
         }
         log::info!(
-            "signal {} received: disconnecting {} sockets and shutting down",
+            "signal {} received: closing {} sessions so their clients reconnect, then exiting",
             got[0],
-            self.sockets.len()
+            self.engine.len()
         );
         self.shutting_down = true;
         self.io.pause_accept();
@@ -364,8 +396,7 @@ impl Server {
     fn shutdown_complete(&self) -> bool {
         self.engine.is_empty()
             && self.io.iter().all(|(_, c)| {
-                c.out.is_empty()
-                    && matches!(c.kind, ConnKind::Http { .. } | ConnKind::Lingering { .. })
+                c.out.is_empty() && matches!(c.kind, ConnKind::Http { .. } | ConnKind::Lingering)
             })
     }
 }
@@ -376,7 +407,7 @@ impl Server {
 /// # Errors
 /// Setting up or running the poll failed.
 pub fn run(listener: std::net::TcpListener, config: Config) -> stdio::Result<()> {
-    Server::new(listener, config)?.run()
+    Server::new(listener, None, config)?.run()
 }
 
 #[cfg(test)]

@@ -299,8 +299,9 @@ impl Server {
         })
     }
 
-    /// The user a CONNECT authenticates as: the auth object's `token`, else the handshake's
-    /// bearer token. `Ok(None)` is an anonymous socket where the configuration allows one.
+    /// The user a CONNECT authenticates as: the auth object's `token` (a JWS or an Auth.js /
+    /// NextAuth JWE, told apart by shape), else the handshake's bearer token, else its session
+    /// cookie. `Ok(None)` is an anonymous socket where the configuration allows one.
     fn authenticate(
         &self,
         s: usize,
@@ -309,17 +310,22 @@ impl Server {
         if self.config.profile != crate::config::Profile::Production {
             return Ok(None);
         }
+        use super::engine::Credential;
         let token = match auth.get("token") {
             Some(Value::String(t)) => Some(t.as_str()),
             Some(Value::Null) | None => None,
             Some(_) => return Err("token must be a string"),
-        }
-        .or(self.engine.bearer(s));
-        match token {
-            Some(t) => self.verifier.verify(t).map(Some).map_err(|e| e.reason()),
-            None if self.config.allow_anonymous => Ok(None),
-            None => Err(crate::auth::AuthError::MissingToken.reason()),
-        }
+        };
+        let verified = match (token, self.engine.credential(s)) {
+            (Some(t), _) => self.verifier.verify(t),
+            (None, Some(Credential::Bearer(t))) => self.verifier.verify(t),
+            (None, Some(Credential::Cookie { name, value })) => {
+                self.verifier.verify_session_cookie(name, value)
+            }
+            (None, None) if self.config.allow_anonymous => return Ok(None),
+            (None, None) => return Err(crate::auth::AuthError::MissingToken.reason()),
+        };
+        verified.map(Some).map_err(|e| e.reason())
     }
 
     /// Removes a socket from its namespace, rooms and session. `recoverable` saves it for

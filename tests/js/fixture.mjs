@@ -47,7 +47,7 @@ export function startServer(args = [], env = {}) {
     if (!CONFIG_ENV_RE.test(k)) childEnv[k] = v;
   }
   Object.assign(childEnv, env);
-  const fullArgs = [...args, '--host', '127.0.0.1', '--port', '0'];
+  const fullArgs = [...args, '--host', '127.0.0.1', ...(args.includes('--port') ? [] : ['--port', '0']), '--public-metrics'];
 
   return new Promise((resolvePromise, reject) => {
     if (!existsSync(BIN)) {

@@ -83,6 +83,7 @@ impl Server {
             return;
         }
         self.hold_conn(conn, false);
+        self.io.set_phase(conn, crate::server::conn::Phase::Idle);
         self.respond(
             conn,
             crate::http::response::Response::new(200).json(body.to_string()),

@@ -1,7 +1,7 @@
 //! The Engine.IO path: requests checked in the reference server's order, the handshake that
 //! opens a session, packets from either transport, heartbeats, and the end of a session.
 
-use super::super::conn::ConnKind;
+use super::super::conn::{ConnKind, Phase};
 use super::super::http::Req;
 use super::super::Server;
 use super::{CloseReason, Flags, Heartbeat, Queue, Session, Transport};
@@ -49,6 +49,16 @@ impl Server {
                 )
             }
         };
+        if (is_ws || req.sid.is_none()) && !self.origin_allowed(&req) {
+            self.metrics.origin_refused += 1;
+            log::warn!(
+                "refusing a {} from origin {:?} (host {:?})",
+                if is_ws { "websocket" } else { "handshake" },
+                req.origin,
+                req.host
+            );
+            return self.respond_eio_error(key, origin, EioError::Forbidden, false);
+        }
         if let Some(sid) = req.sid.as_deref() {
             let Some(s) = self
                 .lookup_session(sid)
@@ -102,6 +112,48 @@ impl Server {
         self.handshake(key, &req, endpoint, is_ws);
     }
 
+    /// Browsers connect only from the configured origins or the server's own: a request
+    /// without `Origin` (Node, mobile and server clients) is not a browser's and passes.
+    pub(crate) fn origin_allowed(&self, req: &Req) -> bool {
+        let Some(origin) = req.origin.as_deref() else {
+            return true;
+        };
+        if self.config.cors.allow(origin).is_some() {
+            return true;
+        }
+        same_origin(origin, req.host.as_deref())
+    }
+
+    /// The credential a handshake request carries: a bearer token, else a session cookie
+    /// when the request's origin may use ambient credentials.
+    fn credential_of(&self, req: &Req) -> Option<super::Credential> {
+        if let Some(b) = &req.bearer {
+            return Some(super::Credential::Bearer(b.clone()));
+        }
+        let cookie = crate::auth::session_cookie(req.cookie.as_deref()?)?;
+        if !self.origin_trusted(req) {
+            log::debug!("ignoring a session cookie from origin {:?}", req.origin);
+            return None;
+        }
+        Some(super::Credential::Cookie {
+            name: cookie.name,
+            value: cookie.value,
+        })
+    }
+
+    /// Whether the request's origin may use ambient credentials: no `Origin` (not a browser),
+    /// the server's own origin, or one listed by name (`*` allows connecting, not cookies).
+    fn origin_trusted(&self, req: &Req) -> bool {
+        let Some(origin) = req.origin.as_deref() else {
+            return true;
+        };
+        let listed = match &self.config.cors {
+            crate::config::Cors::List(list) => list.iter().any(|o| o == origin),
+            crate::config::Cors::Any => false,
+        };
+        listed || same_origin(origin, req.host.as_deref())
+    }
+
     /// Finds a live session; one whose pong is overdue is closed here, to the millisecond,
     /// even if its timer has not fired yet.
     pub(crate) fn lookup_session(&mut self, sid: &str) -> Option<usize> {
@@ -141,7 +193,7 @@ impl Server {
             },
             sockets: Vec::new(),
             partial: None,
-            bearer: req.bearer.as_deref().map(Box::from),
+            credential: self.credential_of(req).map(Box::new),
             flags: Flags::default(),
         };
         let s = self.engine.sessions.insert(session);
@@ -272,47 +324,52 @@ impl Server {
             if let Some(conn) = self.io.get_mut(poll.conn) {
                 conn.kind = ConnKind::Http { pending_poll: None };
             }
+            self.io.set_phase(poll.conn, Phase::Idle);
             let resp = self
                 .cors(poll.origin.as_deref(), Response::new(200))
                 .body("text/plain; charset=UTF-8", body);
             self.metrics.packets_out += 1;
             self.respond(poll.conn, resp, keep_alive);
         }
+        // 1001 "going away" at shutdown: the client reconnects as after any lost transport.
+        let code = if reason == CloseReason::Shutdown {
+            1001
+        } else {
+            1000
+        };
         if let Some(c) = session.upgrade_conn {
-            self.close_ws(c, 1000);
+            self.close_ws(c, code);
         }
         if let Transport::WebSocket(c) = session.transport {
             if reason != CloseReason::TransportClose {
-                self.close_ws(c, 1000);
+                self.close_ws(c, code);
             }
         }
     }
 
-    /// At shutdown: tell every socket of the session it is disconnected, then close.
+    /// At shutdown: the session ends without a Socket.IO DISCONNECT (which clients take as a
+    /// deliberate kick and never reconnect from); a polling session first delivers what is
+    /// queued for it.
     pub(crate) fn shutdown_session(&mut self, s: usize) {
-        for (ns, _) in self.engine.sockets_of(s) {
-            let msg = crate::socketio::message(
-                crate::socketio::PacketType::Disconnect,
-                self.sockets.ns_name(ns),
-                None,
-                None,
-                Vec::new(),
-            );
-            self.send(s, &Rc::new(msg));
-        }
         let Some(session) = self.engine.live_mut(s) else {
             return;
         };
         match session.transport {
-            Transport::WebSocket(_) => self.engine.close(s, CloseReason::Shutdown),
-            Transport::Polling => {
+            Transport::Polling if !session.queue.msgs.is_empty() => {
                 session.flags.draining = true;
-                if session.queue.msgs.is_empty() {
-                    self.engine.close(s, CloseReason::Shutdown);
-                } else if session.poll.is_some() {
+                if session.poll.is_some() {
                     self.flush_poll(s);
                 }
             }
+            _ => self.engine.close(s, CloseReason::Shutdown),
         }
     }
+}
+
+/// Same origin: the page was served by the host the request was sent to.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| host.is_some_and(|h| h.eq_ignore_ascii_case(a)))
 }

@@ -69,6 +69,17 @@ impl CloseReason {
     }
 }
 
+/// A credential sent with the handshake request, used when a CONNECT has no `auth.token`.
+#[derive(Debug)]
+pub enum Credential {
+    /// `Authorization: Bearer`.
+    Bearer(String),
+    /// A NextAuth / Auth.js session cookie (its base name is the key-derivation salt). Kept
+    /// only when the handshake came without `Origin` or from an origin we trust with
+    /// credentials: cookies are ambient, so a foreign page must not ride on them.
+    Cookie { name: &'static str, value: String },
+}
+
 /// A binary Socket.IO packet waiting for its attachments.
 #[derive(Debug)]
 pub struct PartialBinary {
@@ -97,8 +108,8 @@ pub struct Session {
     /// Socket.IO sockets on this session: (namespace index, socket key).
     sockets: Vec<(usize, usize)>,
     partial: Option<Box<PartialBinary>>,
-    /// Token from `Authorization: Bearer` on the handshake request.
-    bearer: Option<Box<str>>,
+    /// What the handshake request carried to authenticate with, if anything.
+    credential: Option<Box<Credential>>,
     flags: Flags,
 }
 
@@ -167,6 +178,10 @@ impl Engine {
         self.sessions.get_mut(s).filter(|x| !x.flags.closing)
     }
 
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -184,8 +199,8 @@ impl Engine {
         self.sessions.get(s).map_or("?", |x| x.sid.as_str())
     }
 
-    pub fn bearer(&self, s: usize) -> Option<&str> {
-        self.live(s).and_then(|x| x.bearer.as_deref())
+    pub fn credential(&self, s: usize) -> Option<&Credential> {
+        self.live(s).and_then(|x| x.credential.as_deref())
     }
 
     /// (WebSocket sessions, polling sessions).

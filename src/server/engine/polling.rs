@@ -1,7 +1,7 @@
 //! HTTP long-polling: held GETs answered with everything queued (one response per loop turn),
 //! POSTed payloads split into packets.
 
-use super::super::conn::ConnKind;
+use super::super::conn::{ConnKind, Phase};
 use super::super::http::Req;
 use super::super::Server;
 use super::{CloseReason, HeldPoll};
@@ -133,6 +133,7 @@ impl Server {
         if let Some(conn) = self.io.get_mut(c) {
             conn.kind = ConnKind::Http { pending_poll: None };
         }
+        self.io.set_phase(c, Phase::Idle);
         let head = self
             .cors(poll.origin.as_deref(), Response::new(200))
             .finish_head("text/plain; charset=UTF-8", len, !keep_alive);

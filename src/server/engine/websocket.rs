@@ -7,6 +7,7 @@ use super::super::Server;
 use super::{CloseReason, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::EioError;
+use crate::timer::Timer;
 use crate::ws::{self, frame};
 use bytes::Bytes;
 
@@ -43,6 +44,15 @@ impl Server {
         let refuse = session.transport != Transport::Polling || session.upgrade_conn.is_some();
         if !refuse {
             session.upgrade_conn = Some(key);
+            // As the reference: an upgrade not completed in time is cancelled.
+            let timer = Timer::UpgradeTimeout {
+                session: s,
+                uid: session.uid,
+                conn: key,
+                conn_uid: self.io.uid(key).unwrap_or(0),
+            };
+            let at = std::time::Instant::now() + self.config.edge.upgrade_timeout;
+            self.timers.at(at, timer);
         }
         if let Some(conn) = self.io.get_mut(key) {
             conn.kind = ConnKind::WebSocket {
@@ -227,6 +237,22 @@ impl Server {
                 break;
             }
         }
+    }
+
+    /// The upgrade timeout: a WebSocket still probing closes; the polling session goes on.
+    pub(crate) fn on_upgrade_timeout(&mut self, s: usize, uid: u64, conn: usize, conn_uid: u64) {
+        if !self.engine.alive(s, uid) || self.io.uid(conn) != Some(conn_uid) {
+            return;
+        }
+        let session = &mut self.engine.sessions[s];
+        if session.upgrade_conn != Some(conn) {
+            return;
+        }
+        session.upgrade_conn = None;
+        session.flags.probed = false;
+        self.metrics.upgrade_timeouts += 1;
+        log::debug!("upgrade of session {} timed out", self.engine.sid(s));
+        self.close_ws(conn, 1000);
     }
 
     /// A WebSocket connection went away.

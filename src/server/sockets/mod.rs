@@ -126,10 +126,6 @@ impl Sockets {
         self.namespaces.iter().map(|n| n.rooms.len()).sum()
     }
 
-    pub fn len(&self) -> usize {
-        self.sockets.len()
-    }
-
     pub fn get(&self, sock: usize) -> Option<&Socket> {
         self.sockets.get(sock)
     }
