@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         eprintln!("sio-edge: invalid log filter: {e}");
         return ExitCode::from(2);
     }
+    raise_fd_limit(config.max_connections);
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let (listener, activated) = match listeners(addr) {
         Ok(l) => l,
@@ -74,6 +75,25 @@ fn main() -> ExitCode {
 /// The listen backlog: connection bursts (a deploy, a reconnect storm) must not overflow it.
 /// std and mio use 128; the kernel caps this at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
+
+/// Descriptors the process needs beyond one per connection (listeners, poll, helper threads).
+const SPARE_FDS: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one; warns, naming the setting to change,
+/// when even that is below `--max-connections` (accepts past it fail with EMFILE, counted in
+/// `sio_accept_errors_total`, and pause for 100 ms each time).
+fn raise_fd_limit(max_connections: usize) {
+    let wanted = max_connections as u64 + SPARE_FDS;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => log::warn!(
+            "open-file limit is {limit}, below --max-connections {max_connections} + {SPARE_FDS}: \
+             raise the hard limit (systemd LimitNOFILE=, docker run --ulimit nofile=N:N, \
+             ulimit -Hn) or lower --max-connections"
+        ),
+        Ok(limit) => log::debug!("open-file limit {limit}"),
+        Err(e) => log::warn!("cannot read or raise the open-file limit: {e}"),
+    }
+}
 
 /// The public listener: the socket systemd passed (`LISTEN_FDS`, socket activation: connects
 /// queue in the kernel while the service restarts), else a new one bound to `addr`. The flag

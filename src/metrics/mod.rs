@@ -35,6 +35,8 @@ pub struct Metrics {
     pub origin_refused: u64,
     /// WebSocket upgrades not completed within the upgrade timeout.
     pub upgrade_timeouts: u64,
+    /// Failed accepts (out of descriptors: EMFILE/ENFILE, say).
+    pub accept_errors: u64,
     pub protocol_errors: u64,
     pub http_errors: u64,
     pub ping_timeouts: u64,

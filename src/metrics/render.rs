@@ -46,7 +46,7 @@ enum Value<'a> {
 
 /// Every metric, in the order `/metrics` shows them.
 #[rustfmt::skip]
-fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 44] {
+fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 45] {
     let namespaces = g.sockets_by_namespace.iter().map(|(ns, n)| (ns.as_str(), *n)).collect();
     let transports = vec![("websocket", g.websocket_connections), ("polling", g.polling_sessions)];
     [
@@ -75,6 +75,7 @@ fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static st
         ("sio_request_timeouts_total", Counter, "Requests whose head or body missed its deadline (answered 408 and closed).", One(m.request_timeouts)),
         ("sio_slot_evictions_total", Counter, "Connections without a session closed to make room for a new one at the connection limit.", One(m.slot_evictions)),
         ("sio_origin_refused_total", Counter, "Handshakes and WebSocket upgrades refused (403) for their Origin.", One(m.origin_refused)),
+        ("sio_accept_errors_total", Counter, "Failed accepts (EMFILE: out of descriptors, say); accepting pauses 100 ms after each.", One(m.accept_errors)),
         ("sio_upgrade_timeouts_total", Counter, "WebSocket upgrades not completed within the upgrade timeout (the polling session goes on).", One(m.upgrade_timeouts)),
         ("sio_protocol_errors_total", Counter, "Malformed or invalid input that closed a connection or was refused.", One(m.protocol_errors)),
         ("sio_http_errors_total", Counter, "HTTP requests answered with an error status.", One(m.http_errors)),

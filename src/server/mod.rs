@@ -207,6 +207,7 @@ impl Server {
                 Err(e) => {
                     // Out of file descriptors (or similar): stop accepting for a moment
                     // instead of spinning on a listener that stays readable.
+                    self.metrics.accept_errors += 1;
                     log::warn!("accept failed: {e}; pausing accepts for 100 ms");
                     if self.io.pause_accept() {
                         let at = Instant::now() + Duration::from_millis(100);
