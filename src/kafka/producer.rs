@@ -16,7 +16,7 @@ use rskafka::client::Client;
 use rskafka::record::Record;
 use tokio::sync::{mpsc, watch};
 
-use super::backoff::Backoff;
+use crate::bridge::Backoff;
 use super::Shared;
 
 /// Records per produce batch.
