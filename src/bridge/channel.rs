@@ -414,6 +414,9 @@ mod tests {
             rt.block_on(tx.send(1))
         });
         drop(rx);
-        assert_eq!(producer.join().expect("producer"), Err(SendError::Closed(1)));
+        assert_eq!(
+            producer.join().expect("producer"),
+            Err(SendError::Closed(1))
+        );
     }
 }
