@@ -217,3 +217,60 @@ pub(crate) fn sleep_unless_stopping(shared: &Shared, total: Duration) -> bool {
         std::thread::sleep(step.min(deadline - now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn shared(capacity: usize) -> (Shared, bridge::EventReceiver<RedisEvent>, mio::Poll) {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, rx) = bridge::channel(capacity, waker);
+        (Shared::new(tx, 10, true), rx, poll)
+    }
+
+    fn message(n: u8) -> (Vec<u8>, Vec<u8>) {
+        (b"ch".to_vec(), vec![n])
+    }
+
+    #[test]
+    fn messages_are_dropped_and_counted_past_seven_eighths_but_events_still_fit() {
+        let (s, rx, _poll) = shared(16);
+        for n in 0..20 {
+            let (c, p) = message(n);
+            s.send_message(c, p);
+        }
+        let st = s.status();
+        assert_eq!((st.messages, st.dropped_messages), (14, 6));
+        // The reserved eighth still takes replies and connection events.
+        assert!(s.send_event(RedisEvent::Reply {
+            id: 1,
+            result: Ok(vec![])
+        }));
+        assert!(s.send_event(RedisEvent::Connected));
+        let mut got = Vec::new();
+        while let Some(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 16);
+        assert!(matches!(got[14], RedisEvent::Reply { id: 1, .. }));
+        assert!(matches!(got[15], RedisEvent::Connected));
+    }
+
+    #[test]
+    fn a_blocked_event_send_gives_up_when_stopping() {
+        let (s, _rx, _poll) = shared(1);
+        assert!(s.send_event(RedisEvent::Connected));
+        // Full, and nobody drains: the helper waits until stop, then gives the event up.
+        s.stop.store(true, Ordering::SeqCst);
+        assert!(!s.send_event(RedisEvent::Disconnected("x".into())));
+    }
+
+    #[test]
+    fn event_sends_fail_once_the_handle_is_gone() {
+        let (s, rx, _poll) = shared(4);
+        drop(rx);
+        assert!(!s.send_event(RedisEvent::Connected));
+    }
+}
