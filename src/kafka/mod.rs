@@ -175,7 +175,9 @@ impl Shared {
 /// [`KafkaHandle::shutdown`], which flushes.
 #[derive(Debug)]
 pub struct KafkaHandle {
+    /// Records and session events from the thread (lock-free reads).
     events: EventReceiver<KafkaEvent>,
+    /// Applied records back to the thread (lock-free sends).
     marks: marks::MarkSender,
     produce_tx: Option<mpsc::Sender<(String, Vec<u8>)>>,
     produce_capacity: usize,
