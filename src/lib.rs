@@ -23,6 +23,7 @@
 
 pub mod adapter;
 pub mod auth;
+mod bridge;
 pub mod config;
 pub mod engineio;
 pub mod http;

@@ -4,14 +4,16 @@
 //! [`spawn`] starts one thread named `kafka` running a current-thread tokio runtime. The event
 //! loop never blocks on it: it drains [`KafkaHandle::try_recv`] after every wake of the
 //! `mio::Waker` it passed in, reports what it delivered with [`KafkaHandle::applied`], and
-//! queues client events with [`KafkaHandle::produce`]. All three are non-blocking.
+//! queues client events with [`KafkaHandle::produce`]. All three are non-blocking, and none
+//! takes a lock: events come over the shared helper bridge ([`crate::bridge`]), applied marks
+//! go back over a lock-free channel ([`marks`]).
 //!
 //! ```text
 //!  loop thread                         kafka thread (tokio current_thread)
 //!  ───────────                         ───────────────────────────────────
-//!  try_recv() <── events (bounded, 4096) ── one fetch task per partition (rskafka)
-//!          (waker.wake() after each batch)
-//!  applied(t,p,o) ──> marks (max per partition) ──> OffsetCommit every 200 ms
+//!  try_recv() <── bridge (bounded, 4096) ── one fetch task per partition (rskafka)
+//!          (one wake per drain; a full bridge holds the fetch back)
+//!  applied(t,p,o) ──> marks channel ──> max per partition ──> OffsetCommit every 200 ms
 //!  produce(k,v) ──> queue (bounded, produce_queue) ──> producer task (rskafka)
 //! ```
 //!
@@ -38,22 +40,23 @@
 //!
 //! Wire protocol versions and why: see `docs/DESIGN.md`, section "Kafka".
 
-mod backoff;
 pub mod envelope;
 mod group;
+mod marks;
 mod producer;
 mod worker;
 
 pub use envelope::{parse_envelope, Envelope};
 pub use producer::partition_for;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+
+use crate::bridge::{ErrorLog, EventReceiver};
 
 /// Events the thread may queue for the loop before it waits for the loop to drain them.
 pub const EVENT_CAPACITY: usize = 4096;
@@ -147,53 +150,24 @@ pub struct KafkaStatus {
     pub last_error: Option<String>,
 }
 
-/// State shared by the handle (loop thread) and the kafka thread. Only counters, the applied
-/// marks and the last error; everything else stays on one side.
+/// State shared by the handle (loop thread) and the kafka thread: counters and the last error
+/// (its mutex is taken on errors and status reads, never per record); everything else stays
+/// on one side.
 #[derive(Debug, Default)]
 struct Shared {
     connected: AtomicBool,
     consumed: AtomicU64,
     produced: AtomicU64,
     produce_dropped: AtomicU64,
-    errors: AtomicU64,
+    errors: ErrorLog,
     lag: AtomicI64,
-    last_error: Mutex<Option<String>>,
-    /// Next offset to commit per topic and partition (applied offset + 1), taken by the thread
-    /// at each commit tick. A map, not a channel, so it can never fill: memory is one entry
-    /// per partition.
-    applied: Mutex<HashMap<String, HashMap<i32, i64>>>,
     /// The produce queue is overflowing (so the drop is logged once per overflow).
     dropping: AtomicBool,
 }
 
 impl Shared {
     fn error(&self, msg: String) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(msg);
-        }
-    }
-
-    /// Takes the applied marks for a commit.
-    fn take_applied(&self) -> HashMap<String, HashMap<i32, i64>> {
-        self.applied
-            .lock()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default()
-    }
-
-    /// Puts back marks a failed commit did not store, keeping any newer mark.
-    fn restore_applied(&self, marks: HashMap<String, HashMap<i32, i64>>) {
-        let Ok(mut m) = self.applied.lock() else {
-            return;
-        };
-        for (topic, parts) in marks {
-            let entry = m.entry(topic).or_default();
-            for (p, next) in parts {
-                let e = entry.entry(p).or_insert(next);
-                *e = (*e).max(next);
-            }
-        }
+        self.errors.record(msg);
     }
 }
 
@@ -201,8 +175,10 @@ impl Shared {
 /// [`KafkaHandle::shutdown`], which flushes.
 #[derive(Debug)]
 pub struct KafkaHandle {
-    /// Only the loop thread reads; the mutex is never contended and makes the handle `Sync`.
-    events: Mutex<mpsc::Receiver<KafkaEvent>>,
+    /// Records and session events from the thread (lock-free reads).
+    events: EventReceiver<KafkaEvent>,
+    /// Applied records back to the thread (lock-free sends).
+    marks: marks::MarkSender,
     produce_tx: Option<mpsc::Sender<(String, Vec<u8>)>>,
     produce_capacity: usize,
     stop: watch::Sender<bool>,
@@ -230,7 +206,8 @@ pub fn spawn(cfg: KafkaConfig, waker: Arc<mio::Waker>) -> std::io::Result<KafkaH
     if cfg.produce_queue == 0 {
         return Err(invalid("kafka: produce_queue must be at least 1"));
     }
-    let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
+    let (event_tx, event_rx) = crate::bridge::channel(EVENT_CAPACITY, waker);
+    let (mark_tx, mark_book) = marks::channel(cfg.topics.clone());
     let (produce_tx, produce_rx) = mpsc::channel(cfg.produce_queue);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
@@ -243,18 +220,19 @@ pub fn spawn(cfg: KafkaConfig, waker: Arc<mio::Waker>) -> std::io::Result<KafkaH
     let thread = std::thread::Builder::new()
         .name("kafka".to_owned())
         .spawn(move || {
-            let events = worker::Events::new(event_tx, waker);
+            let events = worker::Events::new(event_tx);
             let local = tokio::task::LocalSet::new();
             local.block_on(
                 &runtime,
-                worker::run(cfg, thread_shared, events, produce_rx, stop_rx),
+                worker::run(cfg, thread_shared, events, mark_book, produce_rx, stop_rx),
             );
             drop(local);
             drop(runtime);
             let _ = done_tx.send(());
         })?;
     Ok(KafkaHandle {
-        events: Mutex::new(event_rx),
+        events: event_rx,
+        marks: mark_tx,
         produce_tx: Some(produce_tx),
         produce_capacity,
         stop: stop_tx,
@@ -265,23 +243,17 @@ pub fn spawn(cfg: KafkaConfig, waker: Arc<mio::Waker>) -> std::io::Result<KafkaH
 }
 
 impl KafkaHandle {
-    /// Non-blocking: next event for the loop, if any. Drain until `None` after each wake.
+    /// Non-blocking and lock-free: next event for the loop, if any. Drain until `None` after
+    /// each wake (the bridge's wake rule).
     pub fn try_recv(&self) -> Option<KafkaEvent> {
-        self.events.lock().ok()?.try_recv().ok()
+        self.events.try_recv()
     }
 
     /// The loop has handed the record at (topic, partition, offset) to its sockets; the thread
-    /// commits offset+1 for that partition at its next commit tick (every 200 ms).
+    /// commits offset+1 for that partition at its next commit tick (every 200 ms). Lock-free:
+    /// one small send on the marks channel (see [`marks`]).
     pub fn applied(&self, topic: &str, partition: i32, offset: i64) {
-        let Ok(mut marks) = self.shared.applied.lock() else {
-            return;
-        };
-        let parts = match marks.get_mut(topic) {
-            Some(p) => p,
-            None => marks.entry(topic.to_owned()).or_default(),
-        };
-        let next = parts.entry(partition).or_insert(offset + 1);
-        *next = (*next).max(offset + 1);
+        self.marks.mark(topic, partition, offset);
     }
 
     /// Non-blocking produce to the client-events topic, keyed (partitioned) by `key`.
@@ -329,9 +301,9 @@ impl KafkaHandle {
             consumed: s.consumed.load(Ordering::Relaxed),
             produced: s.produced.load(Ordering::Relaxed),
             produce_dropped: s.produce_dropped.load(Ordering::Relaxed),
-            errors: s.errors.load(Ordering::Relaxed),
+            errors: s.errors.count(),
             lag: s.lag.load(Ordering::Relaxed),
-            last_error: s.last_error.lock().ok().and_then(|e| e.clone()),
+            last_error: s.errors.last(),
         }
     }
 

@@ -16,8 +16,8 @@ use rskafka::client::Client;
 use rskafka::record::Record;
 use tokio::sync::{mpsc, watch};
 
-use super::backoff::Backoff;
 use super::Shared;
+use crate::bridge::Backoff;
 
 /// Records per produce batch.
 const MAX_BATCH: usize = 500;

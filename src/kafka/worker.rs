@@ -2,7 +2,8 @@
 //! fetch tasks, commits), reconnecting with backoff when a session breaks.
 //!
 //! Everything here runs on one current-thread runtime inside a `LocalSet`, so the state the
-//! tasks share is `Rc<RefCell<..>>`; only [`Shared`] crosses to the loop thread.
+//! tasks share is `Rc<RefCell<..>>`; only [`Shared`], the event bridge and the marks channel
+//! cross to the loop thread.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -19,9 +20,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
-use super::backoff::Backoff;
 use super::group::{GroupClient, Offsets};
+use super::marks::MarkBook;
 use super::{producer, KafkaConfig, KafkaEvent, Shared};
+use crate::bridge::{Backoff, EventSender};
 
 /// Applied offsets are committed this often (batched).
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
@@ -63,31 +65,24 @@ fn rskafka_backoff() -> BackoffConfig {
     }
 }
 
-/// The events channel plus the loop's waker.
+/// The sending end of the event bridge to the loop (which wakes the loop by its rule).
 #[derive(Debug)]
 pub(super) struct Events {
-    tx: mpsc::Sender<KafkaEvent>,
-    waker: Arc<mio::Waker>,
+    tx: EventSender<KafkaEvent>,
 }
 
 impl Events {
-    pub(super) fn new(tx: mpsc::Sender<KafkaEvent>, waker: Arc<mio::Waker>) -> Self {
-        Events { tx, waker }
+    pub(super) fn new(tx: EventSender<KafkaEvent>) -> Self {
+        Events { tx }
     }
 
-    /// Queues an event; when the channel is full, wakes the loop and waits for room.
+    /// Queues an event; when the bridge is full, waits for the loop to make room (records
+    /// are never dropped: the fetch simply stops until the loop catches up).
     ///
     /// # Errors
     /// The handle is gone.
     async fn send(&self, ev: KafkaEvent) -> Result<(), String> {
-        match self.tx.try_send(ev) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(ev)) => {
-                self.wake();
-                self.tx.send(ev).await.map_err(|_| GONE.to_owned())
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(GONE.to_owned()),
-        }
+        self.tx.send(ev).await.map_err(|_| GONE.to_owned())
     }
 
     /// [`Events::send`], given up when stop is requested (the loop may no longer drain).
@@ -99,12 +94,6 @@ impl Events {
         tokio::select! {
             _ = stopped(stop) => Err("stopping".to_owned()),
             r = self.send(ev) => r,
-        }
-    }
-
-    fn wake(&self) {
-        if let Err(e) = self.waker.wake() {
-            log::warn!("kafka: waking the event loop failed: {e}");
         }
     }
 }
@@ -149,6 +138,7 @@ pub(super) async fn run(
     cfg: KafkaConfig,
     shared: Arc<Shared>,
     events: Events,
+    marks: MarkBook,
     produce_rx: mpsc::Receiver<(String, Vec<u8>)>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -164,6 +154,7 @@ pub(super) async fn run(
         cfg,
         shared,
         events: Rc::new(events),
+        marks,
         clients_tx,
         committed: Offsets::new(),
         known: HashSet::new(),
@@ -216,6 +207,8 @@ struct Worker {
     cfg: KafkaConfig,
     shared: Arc<Shared>,
     events: Rc<Events>,
+    /// What the loop has applied and is not yet committed.
+    marks: MarkBook,
     group: GroupClient,
     /// The current session's client for the producer task (`None` while disconnected).
     clients_tx: watch::Sender<Option<Arc<Client>>>,
@@ -240,7 +233,7 @@ impl Worker {
             // Marks left from before the outage are not committed to what may be a broker
             // that lost its log (their offsets would point into a different log). Resuming
             // from the last commit re-delivers at most those records; the loop dedups by id.
-            let _ = self.shared.take_applied();
+            self.marks.discard();
         }
         let setup = tokio::select! {
             _ = stopped(stop) => return End::Stopped,
@@ -482,9 +475,7 @@ impl Worker {
         self.shared.connected.store(true, Ordering::Relaxed);
         self.events
             .send_unless_stopped(KafkaEvent::Connected, stop)
-            .await?;
-        self.events.wake();
-        Ok(())
+            .await
     }
 
     /// A session broke: status, `Disconnected` event (once per outage), log once per outage.
@@ -497,9 +488,8 @@ impl Worker {
             self.shared.connected.store(false, Ordering::Relaxed);
             log::warn!("kafka: disconnected: {e}; reconnecting with backoff");
             let ev = KafkaEvent::Disconnected(e);
-            if self.events.send_unless_stopped(ev, stop).await.is_ok() {
-                self.events.wake();
-            }
+            // Stopping or the handle gone: nobody is left to tell.
+            let _ = self.events.send_unless_stopped(ev, stop).await;
         } else if !self.outage_logged {
             log::warn!(
                 "kafka: cannot connect to {}: {e}; retrying with backoff",
@@ -513,7 +503,7 @@ impl Worker {
 
     /// Commits the applied marks that are ahead of what is committed.
     async fn commit(&mut self) -> Result<(), String> {
-        let marks = self.shared.take_applied();
+        let marks = self.marks.take();
         let mut todo = Offsets::new();
         for (topic, parts) in marks {
             for (p, next) in parts {
@@ -534,7 +524,7 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                self.shared.restore_applied(todo);
+                self.marks.restore(todo);
                 Err(e)
             }
         }
@@ -630,9 +620,9 @@ impl Fetcher {
                 self.shared.consumed.fetch_add(1, Ordering::Relaxed);
                 handed = true;
             }
-            if handed {
-                self.events.wake();
-            } else if let Some(rest) = MIN_EMPTY_FETCH.checked_sub(began.elapsed()) {
+            // The bridge wakes the loop by itself; only an empty fetch needs attention here.
+            let early = MIN_EMPTY_FETCH.checked_sub(began.elapsed());
+            if let (false, Some(rest)) = (handed, early) {
                 tokio::time::sleep(rest).await;
             }
             let total = {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use redis::{ConnectionLike, Value};
 
-use super::shared::{Backoff, Link, Shared};
+use super::shared::{backoff, Link, Shared};
 use super::{
     node_key, nodes_key, presence_key, Job, RedisConfig, HEARTBEAT_EVERY, MAX_BATCH_CMDS,
     NODE_TTL_MS, SHUTDOWN_FLUSH,
@@ -33,7 +33,7 @@ pub(crate) struct CommandThread {
     con: Option<redis::Connection>,
     /// Jobs taken off the channel but not yet sent (outage, or a cut pipeline).
     pending: VecDeque<Job>,
-    backoff: Backoff,
+    backoff: crate::bridge::Backoff,
     next_connect: Instant,
     next_heartbeat: Instant,
     /// Consecutive failed pipelines; while non-zero, jobs go one per pipeline ([`MAX_CUTS`]).
@@ -61,7 +61,7 @@ impl CommandThread {
             shared,
             con: None,
             pending: VecDeque::new(),
-            backoff: Backoff::default(),
+            backoff: backoff(),
             next_connect: now,
             next_heartbeat: now,
             cuts: 0,

@@ -1,7 +1,8 @@
 //! The Redis helper threads: the event loop never waits on Redis.
 //!
-//! [`spawn`] starts two threads that own the blocking `redis` connections and talk to the loop
-//! over bounded channels plus a [`mio::Waker`]:
+//! [`spawn`] starts two threads that own the blocking `redis` connections. Jobs go to them over
+//! a bounded channel; events come back over the shared helper bridge ([`crate::bridge`]: a
+//! bounded queue, the loop's [`mio::Waker`] and its wake rule, no lock on the loop's side):
 //!
 //! ```text
 //!  loop thread                      command thread                     Redis
@@ -68,9 +69,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 
 use self::shared::Shared;
+use crate::bridge::EventReceiver;
 
 /// Default `key_prefix`: the `@socket.io/redis-adapter` default `key`.
 pub const DEFAULT_PREFIX: &str = "socket.io";
@@ -194,7 +196,7 @@ pub(crate) enum Job {
 pub struct RedisHandle {
     shared: Arc<Shared>,
     jobs: Sender<Job>,
-    events: Receiver<RedisEvent>,
+    events: EventReceiver<RedisEvent>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -215,10 +217,10 @@ pub fn spawn(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("redis url: {e}")))?;
     let queue = cfg.queue.max(1);
     // Events: when full, a reply waits on its helper thread and a message is dropped.
-    let (ev_tx, ev_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
+    let (ev_tx, ev_rx) = crate::bridge::channel(EVENT_CAPACITY, waker);
     let (job_tx, job_rx) = crossbeam_channel::bounded(queue + 1);
     let has_sub = !(patterns.is_empty() && channels.is_empty());
-    let shared = Arc::new(Shared::new(waker, ev_tx, queue, has_sub));
+    let shared = Arc::new(Shared::new(ev_tx, queue, has_sub));
 
     let mut threads = Vec::with_capacity(2);
     let cmd = command::CommandThread::new(client.clone(), cfg, job_rx, Arc::clone(&shared));
@@ -286,13 +288,7 @@ impl RedisHandle {
 
     /// The next event, if any. Call until `None` after each wake (see the module doc).
     pub fn try_recv(&self) -> Option<RedisEvent> {
-        if let Ok(ev) = self.events.try_recv() {
-            return Some(ev);
-        }
-        // Empty: re-arm the wake, then look once more, so an event sent between the two
-        // looks either is returned here or wakes the loop again.
-        self.shared.wake_pending.store(false, Ordering::SeqCst);
-        self.events.try_recv().ok()
+        self.events.try_recv()
     }
 
     /// Counters and connection state.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::{sleep_unless_stopping, Backoff, Link, Shared};
+use super::shared::{backoff, sleep_unless_stopping, Link, Shared};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Read timeout while subscribing (the confirmations are immediate on a live server).
@@ -18,7 +18,7 @@ pub(crate) struct PubSubThread {
     patterns: Vec<String>,
     channels: Vec<String>,
     shared: Arc<Shared>,
-    backoff: Backoff,
+    backoff: crate::bridge::Backoff,
 }
 
 impl PubSubThread {
@@ -33,7 +33,7 @@ impl PubSubThread {
             patterns,
             channels,
             shared,
-            backoff: Backoff::default(),
+            backoff: backoff(),
         }
     }
 

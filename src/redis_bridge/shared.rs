@@ -1,13 +1,15 @@
-//! State shared by the handle and the two helper threads: counters, the stop flag, the event
-//! channel with its wake-up rule, and the connected/disconnected transitions.
+//! State shared by the handle and the two helper threads: counters, the stop flag, the
+//! sending end of the event bridge, and the connected/disconnected transitions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossbeam_channel::{SendTimeoutError, Sender};
-
 use super::{RedisEvent, RedisStatus, MAX_BACKOFF};
+use crate::bridge::{self, ErrorLog, EventSender, SendError};
+
+/// First reconnect delay ceiling; doubles up to [`MAX_BACKOFF`].
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
 /// Part of the event channel kept free of pub/sub messages, so replies and connection events
 /// still fit when the loop falls behind on messages.
@@ -29,14 +31,12 @@ struct Links {
 }
 
 pub(crate) struct Shared {
-    waker: Arc<mio::Waker>,
-    events: Sender<RedisEvent>,
+    /// To the loop: replies wait for room, messages are dropped when the loop is behind.
+    events: EventSender<RedisEvent>,
     /// Messages are sent only while fewer than this many events wait.
     message_room: usize,
     /// Set by shutdown/drop; both threads poll it.
     pub stop: AtomicBool,
-    /// A wake is outstanding: the loop has not yet seen the channel empty since it.
-    pub wake_pending: AtomicBool,
     queue: usize,
     queued: AtomicUsize,
     has_pubsub: bool,
@@ -47,8 +47,7 @@ pub(crate) struct Shared {
     pub messages: AtomicU64,
     pub dropped: AtomicU64,
     pub dropped_messages: AtomicU64,
-    pub errors: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    errors: ErrorLog,
     /// Taken only by the helper threads, so the loop never waits on it.
     links: Mutex<Links>,
 }
@@ -59,19 +58,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(
-        waker: Arc<mio::Waker>,
-        events: Sender<RedisEvent>,
-        queue: usize,
-        has_pubsub: bool,
-    ) -> Self {
-        let cap = events.capacity().unwrap_or(super::EVENT_CAPACITY);
+    pub fn new(events: EventSender<RedisEvent>, queue: usize, has_pubsub: bool) -> Self {
+        let cap = events.capacity();
         Shared {
-            waker,
             message_room: cap - cap / EVENT_RESERVE_DIV,
             events,
             stop: AtomicBool::new(false),
-            wake_pending: AtomicBool::new(false),
             queue,
             queued: AtomicUsize::new(0),
             has_pubsub,
@@ -82,8 +74,7 @@ impl Shared {
             messages: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dropped_messages: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            last_error: Mutex::new(None),
+            errors: ErrorLog::default(),
             links: Mutex::new(Links::default()),
         }
     }
@@ -109,8 +100,7 @@ impl Shared {
     }
 
     pub fn record_error(&self, err: impl Into<String>) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.last_error) = Some(err.into());
+        self.errors.record(err);
     }
 
     pub fn status(&self) -> RedisStatus {
@@ -122,18 +112,9 @@ impl Shared {
             messages: self.messages.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             dropped_messages: self.dropped_messages.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            last_error: lock(&self.last_error).clone(),
+            errors: self.errors.count(),
+            last_error: self.errors.last(),
             queued: self.queued.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Wakes the loop unless a wake is already outstanding.
-    fn notify(&self) {
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::debug!("redis: waking the loop failed: {e}");
-            }
         }
     }
 
@@ -149,7 +130,6 @@ impl Shared {
         {
             Ok(()) => {
                 self.messages.fetch_add(1, Ordering::Relaxed);
-                self.notify();
             }
             Err(_) => {
                 self.dropped_messages.fetch_add(1, Ordering::Relaxed);
@@ -162,26 +142,21 @@ impl Shared {
     pub fn send_event(&self, mut ev: RedisEvent) -> bool {
         loop {
             match self.events.send_timeout(ev, Duration::from_millis(50)) {
-                Ok(()) => {
-                    self.notify();
-                    return true;
-                }
-                Err(SendTimeoutError::Timeout(back)) => {
+                Ok(()) => return true,
+                Err(SendError::Timeout(back)) => {
                     if self.stopping() {
                         return false;
                     }
                     ev = back;
                 }
-                Err(SendTimeoutError::Disconnected(_)) => return false,
+                Err(SendError::Closed(_)) => return false,
             }
         }
     }
 
     /// Non-blocking variant for shutdown, when the loop may no longer be reading.
     pub fn try_send_event(&self, ev: RedisEvent) {
-        if self.events.try_send(ev).is_ok() {
-            self.notify();
-        }
+        let _ = self.events.try_send(ev);
     }
 
     /// Records a connection going up or down and tells the loop when the overall state
@@ -222,28 +197,9 @@ impl Shared {
     }
 }
 
-/// Exponential backoff with jitter: 100 ms, 200 ms, ... up to [`MAX_BACKOFF`], each delay
-/// drawn uniformly from its upper half so reconnecting nodes spread out.
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let base = Duration::from_millis(100)
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(MAX_BACKOFF);
-        self.attempt = self.attempt.saturating_add(1);
-        let half = base / 2;
-        let r = getrandom::u64().unwrap_or(0);
-        let extra_ms = r % (half.as_millis() as u64 + 1);
-        half + Duration::from_millis(extra_ms)
-    }
+/// The reconnect backoff of both threads: 100 ms doubling up to [`MAX_BACKOFF`], jittered.
+pub(crate) fn backoff() -> bridge::Backoff {
+    bridge::Backoff::new(BACKOFF_BASE, MAX_BACKOFF)
 }
 
 /// Sleeps `total` in short steps, returning early (with `true`) when stopping.
@@ -265,19 +221,56 @@ pub(crate) fn sleep_unless_stopping(shared: &Shared, total: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn shared(capacity: usize) -> (Shared, bridge::EventReceiver<RedisEvent>, mio::Poll) {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, rx) = bridge::channel(capacity, waker);
+        (Shared::new(tx, 10, true), rx, poll)
+    }
+
+    fn message(n: u8) -> (Vec<u8>, Vec<u8>) {
+        (b"ch".to_vec(), vec![n])
+    }
 
     #[test]
-    fn backoff_grows_to_the_cap_with_jitter_in_the_upper_half() {
-        let mut b = Backoff::default();
-        let d0 = b.next_delay();
-        assert!(d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100));
-        for _ in 0..20 {
-            let d = b.next_delay();
-            assert!(d <= MAX_BACKOFF);
+    fn messages_are_dropped_and_counted_past_seven_eighths_but_events_still_fit() {
+        let (s, rx, _poll) = shared(16);
+        for n in 0..20 {
+            let (c, p) = message(n);
+            s.send_message(c, p);
         }
-        let d = b.next_delay();
-        assert!(d >= MAX_BACKOFF / 2);
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
+        let st = s.status();
+        assert_eq!((st.messages, st.dropped_messages), (14, 6));
+        // The reserved eighth still takes replies and connection events.
+        assert!(s.send_event(RedisEvent::Reply {
+            id: 1,
+            result: Ok(vec![])
+        }));
+        assert!(s.send_event(RedisEvent::Connected));
+        let mut got = Vec::new();
+        while let Some(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 16);
+        assert!(matches!(got[14], RedisEvent::Reply { id: 1, .. }));
+        assert!(matches!(got[15], RedisEvent::Connected));
+    }
+
+    #[test]
+    fn a_blocked_event_send_gives_up_when_stopping() {
+        let (s, _rx, _poll) = shared(1);
+        assert!(s.send_event(RedisEvent::Connected));
+        // Full, and nobody drains: the helper waits until stop, then gives the event up.
+        s.stop.store(true, Ordering::SeqCst);
+        assert!(!s.send_event(RedisEvent::Disconnected("x".into())));
+    }
+
+    #[test]
+    fn event_sends_fail_once_the_handle_is_gone() {
+        let (s, rx, _poll) = shared(4);
+        drop(rx);
+        assert!(!s.send_event(RedisEvent::Connected));
     }
 }
