@@ -21,7 +21,11 @@ fn serves_on_the_socket_systemd_passes() {
         .map(|a| a.port())
         .expect("a free port");
     let mut child = Command::new(tool)
-        .args(["-l", &format!("127.0.0.1:{port}"), env!("CARGO_BIN_EXE_sio-edge")])
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            env!("CARGO_BIN_EXE_sio-edge"),
+        ])
         .args(["--allow-anonymous", "--port", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -34,8 +38,10 @@ fn serves_on_the_socket_systemd_passes() {
     assert!(line.contains("Listening on"), "tool output: {line:?}");
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     let _ = child.kill();
