@@ -125,11 +125,21 @@ impl Server {
                 }
                 Ok((200, self.api_members(&room)))
             }
-            ("PUT", ["rooms", room, "members", user]) => {
-                self.api_grant(&percent_decode(room), &percent_decode(user))
-            }
-            ("DELETE", ["rooms", room, "members", user]) => {
-                self.api_revoke(&percent_decode(room), &percent_decode(user))
+            ("PUT" | "DELETE", ["rooms", room, "members", user]) => {
+                let (room, user) = (percent_decode(room), percent_decode(user));
+                let result = if req.method == "PUT" {
+                    self.api_grant(&room, &user)
+                } else {
+                    self.api_revoke(&room, &user)
+                };
+                // With Redis the answer waits until the mirror has the change, so a room:join
+                // on another node right after the answer sees it.
+                if let Ok((_, body)) = &result {
+                    if self.answer_after_mirror(key, body, req.keep_alive) {
+                        return;
+                    }
+                }
+                result
             }
             (_, ["emit" | "presence" | "outbox"]) | (_, ["rooms", _, "members", ..]) => {
                 Err((405, "method not allowed".to_owned()))

@@ -64,6 +64,29 @@ impl Server {
         sent
     }
 
+    /// Holds an API answer until Redis has applied the mirror writes queued before it (one
+    /// queue, one connection, in order: a `PING` behind them is a barrier). `false` when
+    /// Redis is not live (answer at once).
+    pub(crate) fn answer_after_mirror(
+        &mut self,
+        conn: usize,
+        body: &Value,
+        keep_alive: bool,
+    ) -> bool {
+        let Some(conn_uid) = self.io.uid(conn) else {
+            return false;
+        };
+        let then = Pending::Applied {
+            conn,
+            conn_uid,
+            body: body.clone(),
+            keep_alive,
+        };
+        let sent = self.cluster.query(vec![cmd("PING")], then);
+        self.hold_conn(conn, sent);
+        sent
+    }
+
     /// While an API request waits for Redis, the connection's later requests wait too.
     pub(super) fn hold_conn(&mut self, conn: usize, hold: bool) {
         if let Some(c) = self.io.get_mut(conn) {

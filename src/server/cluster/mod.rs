@@ -71,6 +71,13 @@ pub(crate) enum Pending {
     },
     /// Users of dead nodes that are now offline everywhere.
     Reap { at: u64 },
+    /// An API answer held until the writes queued before it are in Redis.
+    Applied {
+        conn: usize,
+        conn_uid: u64,
+        body: Value,
+        keep_alive: bool,
+    },
     /// `GET /api/rooms/<room>/members` with the cluster's connected users.
     Members {
         conn: usize,

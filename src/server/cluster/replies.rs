@@ -51,6 +51,12 @@ impl Server {
                 let body = json!({"room": room, "members": members, "connected": connected});
                 self.answer_deferred(conn, conn_uid, body, keep_alive);
             }
+            Pending::Applied {
+                conn,
+                conn_uid,
+                body,
+                keep_alive,
+            } => self.answer_deferred(conn, conn_uid, body, keep_alive),
             Pending::Reap { at } => self.reap_dead_node_users(string_items(first), at),
             Pending::Subscribe {
                 sock,
