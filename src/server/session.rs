@@ -139,7 +139,15 @@ impl Server {
         let checks = &mut self.session_checks;
         if let Some(id) = checks.by_key.get(&key) {
             if let Some(flight) = checks.pending.get_mut(id) {
-                flight.waiters.push(waiter);
+                // A repeated CONNECT of this session to this namespace is answered with the
+                // first (so a client cannot pile up waiters).
+                if !flight
+                    .waiters
+                    .iter()
+                    .any(|w| w.session == s && w.sid == waiter.sid && w.ns == waiter.ns)
+                {
+                    flight.waiters.push(waiter);
+                }
                 return;
             }
         }

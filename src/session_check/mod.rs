@@ -37,8 +37,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const WORKERS: usize = 8;
 /// Checks waiting for a worker; more are refused at once (`session check failed`).
 pub const QUEUE: usize = 1024;
-/// Stack of a worker thread: a request needs little (buffers are on the heap).
-const WORKER_STACK: usize = 256 * 1024;
+/// Stack of a worker thread: the request's buffers are on the heap, but name resolution
+/// (getaddrinfo and its NSS modules) wants room.
+const WORKER_STACK: usize = 1024 * 1024;
 
 /// The session endpoint, parsed at start: `http://host[:port][/path][?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +102,8 @@ impl Endpoint {
                 None => (authority, None),
             }
         };
-        if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        let unbracketed_v6 = !authority.starts_with('[') && host.contains(':');
+        if host.is_empty() || unbracketed_v6 || host.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(format!("{url:?}: the session URL has no valid host"));
         }
         let port = match port {
@@ -319,6 +321,7 @@ mod tests {
             "http://web:x/",
             "http://web/a b",
             "http://[::1/",
+            "http://::1/",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
