@@ -15,6 +15,7 @@
 //! store/         in-memory stores: grants, presence, mailbox, outbox, recovery, dedup, limits
 //! redis_bridge/  the Redis helper thread (commands, pub/sub) behind a channel
 //! kafka/         the Kafka helper thread (consumer group, producer, envelopes)
+//! session_check/ database sessions: the app's session endpoint asked from helper threads
 //! server/        the mio event loop and the parts it composes (see docs/DESIGN.md)
 //! ```
 //! Protocol modules (`http`, `ws`, `engineio`, `socketio`, `adapter`) and the stores do no
@@ -32,6 +33,7 @@ pub mod logger;
 pub mod metrics;
 pub mod redis_bridge;
 pub mod server;
+pub mod session_check;
 pub mod socketio;
 pub mod store;
 pub mod timer;

@@ -50,6 +50,8 @@ pub enum Timer {
     ClassFlush { class: String },
     /// Periodic expiry of the mailbox, recovery log, dedup and presence entries.
     Maintenance,
+    /// A database session check got no answer in time.
+    SessionCheck { id: u64 },
 }
 
 #[derive(Default)]

@@ -22,6 +22,10 @@ echo "== bench smoke (load generator against sio-edge --bench)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/smoke.sh
 
 export SIO_EDGE_BIN="$PWD/target/debug/sio-edge"
+# tests/js imports the token minter (tests/auth_tokens/mint.mjs), which needs its own packages.
+if [ ! -d tests/auth_tokens/node_modules ] || ! (cd tests/auth_tokens && npm ls --silent >/dev/null 2>&1); then
+  (cd tests/auth_tokens && npm ci --no-audit --no-fund --loglevel=error)
+fi
 for pkg in tests/js tests/conformance tests/cluster; do
   echo "== node tests in $pkg"
   if [ ! -d "$pkg/node_modules" ] || ! (cd "$pkg" && npm ls --silent >/dev/null 2>&1); then

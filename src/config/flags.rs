@@ -38,6 +38,14 @@ pub struct Flags {
     /// required `aud` claim [JWT_AUDIENCE]
     #[argh(option)]
     pub jwt_audience: Option<String>,
+    /// the app's session endpoint for database sessions (an opaque session cookie), e.g.
+    /// http://web:3000/api/auth/session; plain http only [SOCKET_IO_SESSION_URL] (default: none)
+    #[argh(option)]
+    pub session_url: Option<String>,
+    /// ms a session check may take before the CONNECT is refused [SOCKET_IO_SESSION_TIMEOUT]
+    /// (default 2000)
+    #[argh(option)]
+    pub session_timeout: Option<u64>,
     /// key for the internal HTTP API [INTERNAL_API_KEY, alias SOCKETIO_API_KEY]
     #[argh(option)]
     pub internal_api_key: Option<String>,

@@ -139,6 +139,22 @@ pub(super) fn auth(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
     Ok(())
 }
 
+/// The session endpoint for database sessions and its timeout; the URL is checked now (plain
+/// `http://` only), so a typo stops the server at start rather than refusing every client.
+pub(super) fn session_check(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
+    let timeout = match env.num(f.session_timeout, "SOCKET_IO_SESSION_TIMEOUT")? {
+        Some(0) => return Err(bad("SOCKET_IO_SESSION_TIMEOUT must be above 0 ms")),
+        Some(ms) => Duration::from_millis(ms),
+        None => crate::session_check::DEFAULT_TIMEOUT,
+    };
+    if let Some(url) = env.or(f.session_url.take(), "SOCKET_IO_SESSION_URL") {
+        let endpoint = crate::session_check::Endpoint::parse(&url)
+            .map_err(|e| bad(format!("SOCKET_IO_SESSION_URL {e}")))?;
+        c.session_check = Some(crate::session_check::Settings { endpoint, timeout });
+    }
+    Ok(())
+}
+
 /// Reads a PEM public key at start, so a missing or unusable file stops the server now rather
 /// than failing every client later.
 fn public_key(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -350,9 +366,10 @@ pub(super) fn validate(c: &Config) -> Step {
         && !c.allow_anonymous
         && c.jwt_secrets.is_empty()
         && c.jwt_public_key.is_none()
+        && c.session_check.is_none()
     {
         return Err(bad(
-            "no way to authenticate clients: set JWT_SECRET (or NEXTAUTH_SECRET, or a JWT public key), or pass --allow-anonymous for local development",
+            "no way to authenticate clients: set AUTH_SECRET (or JWT_SECRET, NEXTAUTH_SECRET, a JWT public key, or SOCKET_IO_SESSION_URL), or pass --allow-anonymous for local development",
         ));
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! # Layout
 //! - flags.rs: the [`Flags`] the binary parses.
 //! - env.rs: a flag, else its variable; numbers, switches and comma lists.
-//! - merge.rs: one function per concern (listen, auth, Engine.IO, namespaces, limits, stores,
+//! - merge.rs: one function per concern (listen, auth, session check, Engine.IO, namespaces, limits, stores,
 //!   node id, Redis, Kafka, switches) and the final cross-setting checks.
 
 mod env;
@@ -64,6 +64,8 @@ pub struct Config {
     pub log: String,
     /// Deadlines and listeners of a public edge.
     pub edge: Edge,
+    /// The app's session endpoint for database sessions, when configured.
+    pub session_check: Option<crate::session_check::Settings>,
 }
 
 /// What a hostile peer meets: phase deadlines and where the internal routes are served.
@@ -153,6 +155,7 @@ impl Default for Config {
             profile: Profile::Production,
             log: "info".into(),
             edge: Edge::default(),
+            session_check: None,
         }
     }
 }
@@ -177,6 +180,7 @@ impl Config {
         merge::profile(&mut c, f)?;
         merge::listen(&mut c, f, &env)?;
         merge::auth(&mut c, f, &env)?;
+        merge::session_check(&mut c, f, &env)?;
         merge::engine_io(&mut c, f, &env)?;
         merge::namespaces(&mut c, f, &env)?;
         merge::connection_limits(&mut c, f, &env)?;

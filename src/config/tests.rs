@@ -357,3 +357,55 @@ fn two_profiles_are_refused() {
         "invalid configuration: --conformance and --bench are different profiles; pick one"
     );
 }
+
+#[test]
+fn session_url_is_checked_at_start() {
+    let secret = ("AUTH_SECRET", "s");
+    let c = cfg(
+        Flags::default(),
+        &[
+            secret,
+            ("SOCKET_IO_SESSION_URL", "http://web:3000/api/auth/session"),
+        ],
+    )
+    .unwrap();
+    let s = c.session_check.expect("configured");
+    assert_eq!(s.endpoint.to_string(), "http://web:3000/api/auth/session");
+    assert_eq!(s.timeout, std::time::Duration::from_secs(2));
+    let c = cfg(
+        Flags {
+            session_url: Some("http://127.0.0.1:9/s".into()),
+            session_timeout: Some(150),
+            ..Flags::default()
+        },
+        &[],
+    )
+    .unwrap();
+    // A session endpoint alone is a way to authenticate clients.
+    assert_eq!(
+        c.session_check.unwrap().timeout,
+        std::time::Duration::from_millis(150)
+    );
+    assert!(cfg(Flags::default(), &[secret])
+        .unwrap()
+        .session_check
+        .is_none());
+    let https = refusal(
+        Flags::default(),
+        &[
+            secret,
+            (
+                "SOCKET_IO_SESSION_URL",
+                "https://app.example/api/auth/session",
+            ),
+        ],
+    );
+    assert!(https.contains("https is not supported"), "{https}");
+    assert_eq!(
+        refusal(
+            Flags::default(),
+            &[secret, ("SOCKET_IO_SESSION_TIMEOUT", "0")]
+        ),
+        "invalid configuration: SOCKET_IO_SESSION_TIMEOUT must be above 0 ms"
+    );
+}

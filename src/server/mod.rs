@@ -8,6 +8,7 @@
 //! Stores   grants, presence, mailbox, outbox, recovery, dedup, rate limits
 //! app      the platform's feature state (typing, calls, documents, quizzes, classes)
 //! Cluster  the Redis and Kafka helper threads and the work parked on their replies
+//! session  database session checks and the CONNECTs parked on them
 //! ```
 //!
 //! Cross-part flows are `impl Server` blocks in the sibling modules: `input` (bytes to the
@@ -26,6 +27,7 @@ mod engine;
 mod http;
 mod input;
 mod io;
+mod session;
 mod sio;
 mod sockets;
 mod stores;
@@ -47,7 +49,7 @@ use std::time::{Duration, Instant};
 use stores::Stores;
 
 const SIGNALS: Token = Token(1);
-/// Helper threads (Redis, Kafka) wake the loop through this token.
+/// Helper threads (Redis, Kafka, session checks) wake the loop through this token.
 const WAKER: Token = Token(2);
 /// How often connections past their phase deadline are looked for (the deadlines are exact
 /// to this).
@@ -69,6 +71,8 @@ pub struct Server {
     app: app::State,
     /// Redis and Kafka helper threads, when configured.
     cluster: cluster::Cluster,
+    /// Database session checks and the CONNECTs waiting on them.
+    session_checks: session::SessionChecks,
     pub(crate) config: Config,
     verifier: Verifier,
     metrics: Metrics,
@@ -99,6 +103,7 @@ impl Server {
         let mut timers = Timers::default();
         timers.at(Instant::now() + SWEEP_EVERY, Timer::Sweep);
         timers.at(Instant::now() + MAINTENANCE_EVERY, Timer::Maintenance);
+        let session_checks = session::SessionChecks::start(&config, std::sync::Arc::clone(&waker));
         let mut server = Server {
             io,
             engine: Engine::default(),
@@ -106,6 +111,7 @@ impl Server {
             stores: Stores::new(&config),
             app: app::State::default(),
             cluster: cluster::Cluster::new(config.node_id.clone(), waker),
+            session_checks,
             verifier: Verifier::new(&config),
             config,
             metrics: Metrics::default(),
@@ -142,7 +148,10 @@ impl Server {
                     LISTENER => self.accept(false),
                     INTERNAL => self.accept(true),
                     SIGNALS => self.on_signal(),
-                    WAKER => self.drain_cluster(),
+                    WAKER => {
+                        self.drain_cluster();
+                        self.drain_session_checks();
+                    }
                     Token(t) if t >= FIRST_CONN => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -322,6 +331,7 @@ impl Server {
                 conn_uid,
             } => self.on_upgrade_timeout(session, uid, conn, conn_uid),
             Timer::Sweep => self.sweep_idle(now),
+            Timer::SessionCheck { id } => self.session_check_overdue(id),
             Timer::ResumeAccept => {
                 if !self.shutting_down && self.io.resume_accept() {
                     self.accept(false);

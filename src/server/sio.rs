@@ -166,9 +166,12 @@ impl Server {
         self.send(s, &Rc::new(msg));
     }
 
-    fn sio_connect(&mut self, s: usize, name: &str, auth: Option<Value>) {
+    /// The namespace a CONNECT may still create a socket in; `None` when it was answered here
+    /// (an unknown namespace, or one the session is already connected to).
+    fn connect_target(&mut self, s: usize, name: &str) -> Option<usize> {
         let Some(ns) = self.sockets.ns(name) else {
-            return self.connect_error(s, name, &json!({"message": "Invalid namespace"}));
+            self.connect_error(s, name, &json!({"message": "Invalid namespace"}));
+            return None;
         };
         if let Some(sock) = self.engine.socket_in(s, ns) {
             // Already connected: repeat the answer rather than create a twin.
@@ -181,10 +184,38 @@ impl Server {
                 Vec::new(),
             );
             self.send(s, &Rc::new(msg));
+            return None;
+        }
+        Some(ns)
+    }
+
+    fn sio_connect(&mut self, s: usize, name: &str, auth: Option<Value>) {
+        if self.connect_target(s, name).is_none() {
             return;
         }
         let auth = auth.unwrap_or_else(|| json!({}));
-        let identity = match self.authenticate(s, &auth) {
+        if let Some((cookie, value)) = self.database_session(s, &auth) {
+            // Completed by `connect_as` when the app's session endpoint answers.
+            return self.check_session(s, name, auth, cookie, value);
+        }
+        let identity = self.authenticate(s, &auth);
+        self.connect_as(s, name, auth, identity);
+    }
+
+    /// Completes a CONNECT once the client's identity is known: at once, or after a database
+    /// session check (the namespace is looked up again: the session may have connected it
+    /// meanwhile).
+    pub(crate) fn connect_as(
+        &mut self,
+        s: usize,
+        name: &str,
+        auth: Value,
+        identity: Result<Option<crate::auth::Identity>, &'static str>,
+    ) {
+        let Some(ns) = self.connect_target(s, name) else {
+            return;
+        };
+        let identity = match identity {
             Ok(identity) => identity,
             Err(reason) => {
                 self.metrics.auth_failures += 1;

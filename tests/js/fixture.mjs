@@ -24,7 +24,7 @@ const LISTEN_RE = /^sio-edge listening on (\S+):(\d+)\s*$/;
 // Configuration variables the binary reads: never inherited from the caller's environment, so
 // that every test sees only the flags/env it passes itself.
 const CONFIG_ENV_RE =
-  /^(SOCKET_IO_.*|JWT_SECRET|NEXTAUTH_SECRET|JWT_PUBLIC_KEY_FILE|JWT_ISSUER|JWT_AUDIENCE|INTERNAL_API_KEY|SOCKETIO_API_KEY)$/;
+  /^(SOCKET_IO_.*|JWT_SECRET|NEXTAUTH_SECRET|AUTH_SECRET(_[0-9]+)?|JWT_PUBLIC_KEY_FILE|JWT_ISSUER|JWT_AUDIENCE|INTERNAL_API_KEY|SOCKETIO_API_KEY)$/;
 
 // Last-resort cleanup if a test file crashes before its after() hooks ran.
 const live = new Set();
