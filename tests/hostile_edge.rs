@@ -79,7 +79,56 @@ fn a_trickling_head_is_answered_408_at_the_deadline_whatever_it_sends() {
         "closed before the trickle could finish"
     );
     assert_eq!(server.metric("sio_request_timeouts_total"), 1);
+    // Its slot is free: the open connections come down to the metrics request itself (earlier
+    // metrics requests may linger for a moment while their clients close).
+    let freed = Instant::now();
+    while server.metric("sio_tcp_connections") > 1 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(5),
+            "the timed-out connection still holds a slot"
+        );
+        std::thread::yield_now();
+    }
     server.assert_echo_round_trip();
+}
+
+#[test]
+fn a_trickling_body_is_answered_408_at_its_deadline() {
+    let server = diagnostics_with(&["--body-timeout", HEAD_MS]);
+    let polling = server.polling();
+    let mut s = server.tcp();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n",
+        polling.target()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    // 200 body bytes at one per 100 ms would take 20 s.
+    for _ in 0..200 {
+        if s.write_all(b"x").is_err() {
+            break;
+        }
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                reply.extend(read_to_close(&mut s, Duration::from_secs(5)));
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.starts_with("HTTP/1.1 408 "),
+        "late body answered 408: {text:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(server.metric("sio_request_timeouts_total"), 1);
 }
 
 #[test]
