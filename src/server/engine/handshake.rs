@@ -297,7 +297,8 @@ impl Server {
             gen,
         };
         self.timers.at(deadline, timer);
-        self.send(s, &Rc::new(Outbound::text(Bytes::from_static(b"2"))));
+        let ping = self.engine.ping();
+        self.send(s, &ping);
     }
 
     /// Ends a session the loop reaps: its sockets disconnect, a held poll is answered, its

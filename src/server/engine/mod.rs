@@ -150,7 +150,7 @@ struct Flags {
 }
 
 /// Sessions by key and by sid.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Engine {
     sessions: Slab<Session>,
     sids: HashMap<String, usize>,
@@ -159,6 +159,21 @@ pub struct Engine {
     dirty_polls: Vec<(usize, u64)>,
     /// Close wishes since the loop last reaped.
     closing: Vec<(usize, CloseReason)>,
+    /// The heartbeat `2`, shared by every session: its frame is encoded once per process.
+    ping: Rc<Outbound>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            sessions: Slab::default(),
+            sids: HashMap::default(),
+            encodes: EncodeCounter::default(),
+            dirty_polls: Vec::new(),
+            closing: Vec::new(),
+            ping: Rc::new(Outbound::text(Bytes::from_static(b"2"))),
+        }
+    }
 }
 
 /// What `send` needs from below: the connections and the outbound limit.
@@ -348,6 +363,11 @@ impl Engine {
 
     pub fn polls_owed(&self) -> bool {
         !self.dirty_polls.is_empty()
+    }
+
+    /// The shared heartbeat ping message.
+    pub fn ping(&self) -> Rc<Outbound> {
+        Rc::clone(&self.ping)
     }
 
     /// Heartbeat: the ping is due. Returns the pong deadline to arm, if the timer is current.
