@@ -39,16 +39,13 @@ use crate::timer::{Timer, Timers};
 use conn::ConnKind;
 use conn::Phase;
 use engine::{CloseReason, Engine};
-use io::{Io, Timeouts, FIRST_CONN, INTERNAL, LISTENER};
-use mio::{Events, Interest, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use io::{Io, Timeouts, FIRST_CONN, INTERNAL, LISTENER, SIGNALS};
+use mio::{Events, Token};
 use sockets::Sockets;
 use std::io as stdio;
 use std::time::{Duration, Instant};
 use stores::Stores;
 
-const SIGNALS: Token = Token(1);
 /// Helper threads (Redis, Kafka, session checks) wake the loop through this token.
 const WAKER: Token = Token(2);
 /// How often connections past their phase deadline are looked for (the deadlines are exact
@@ -77,7 +74,6 @@ pub struct Server {
     verifier: Verifier,
     metrics: Metrics,
     timers: Timers,
-    signals: Signals,
     shutting_down: bool,
 }
 
@@ -96,9 +92,6 @@ impl Server {
             body: config.edge.body_timeout,
         };
         let io = Io::new(listener, internal, timeouts)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        io.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = std::sync::Arc::new(mio::Waker::new(io.registry(), WAKER)?);
         let mut timers = Timers::default();
         timers.at(Instant::now() + SWEEP_EVERY, Timer::Sweep);
@@ -116,7 +109,6 @@ impl Server {
             config,
             metrics: Metrics::default(),
             timers,
-            signals,
             shutting_down: false,
         };
         server.start_cluster();
@@ -374,7 +366,7 @@ impl Server {
     /// (to the restarted server, or another node); queued output is flushed first, within
     /// the grace.
     fn on_signal(&mut self) {
-        let got: Vec<i32> = self.signals.pending().collect();
+        let got = self.io.pending_signals();
         if got.is_empty() || self.shutting_down {
             return;
         }

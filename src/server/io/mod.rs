@@ -7,11 +7,15 @@
 //! dispatched. So no caller ever finds a connection gone under its feet in the middle of a
 //! packet: a connection marked closing simply takes no more output.
 
+mod write;
+
 use super::conn::{Conn, ConnKind, Phase};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Registry, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// The public listener's token.
 pub const LISTENER: Token = Token(0);
+/// SIGTERM and SIGINT arrive as readiness of this token.
+pub const SIGNALS: Token = Token(1);
 /// The internal listener's token (`/api/*` and `/metrics`), when configured.
 pub const INTERNAL: Token = Token(3);
 /// Connection `key` in the slab is registered as `Token(FIRST_CONN + key)`.
@@ -40,15 +46,6 @@ pub struct Timeouts {
     pub head: Duration,
     pub body: Duration,
 }
-/// The longest one loop turn spends writing before it polls for input again. On loopback a
-/// write costs the sender 4-7 us (the receiver's TCP input runs on the sender's core), so a
-/// fanout to 10,000 sockets is tens of milliseconds of writes. Slicing that pass keeps reads,
-/// accepts and timers flowing during it, and a broadcast that arrives mid-pass joins the write
-/// still owed to each socket instead of waiting for the pass to end and then making its own:
-/// at saturation a message is complete about one pass after it arrives, not two.
-const FLUSH_SLICE: Duration = Duration::from_millis(1);
-/// Read the clock after this many connection writes (a write is microseconds; the clock ~20 ns).
-const FLUSH_CLOCK_EVERY: usize = 32;
 
 /// Returns `true` for errors that mean "try again later", not failure.
 pub fn would_block(e: &io::Error) -> bool {
@@ -98,6 +95,8 @@ pub struct Io {
     accept_paused: bool,
     next_uid: u64,
     timeouts: Timeouts,
+    /// SIGTERM/SIGINT as one more registered source.
+    signals: Signals,
 }
 
 impl Io {
@@ -124,6 +123,9 @@ impl Io {
                 *slot = Some(l);
             }
         }
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Io {
             poll,
             listeners,
@@ -136,7 +138,13 @@ impl Io {
             accept_paused: false,
             next_uid: 0,
             timeouts,
+            signals,
         })
+    }
+
+    /// Signals received since the last call.
+    pub fn pending_signals(&mut self) -> Vec<i32> {
+        self.signals.pending().collect()
     }
 
     pub fn poll_mut(&mut self) -> &mut Poll {
@@ -435,102 +443,5 @@ impl Io {
             });
         }
         out
-    }
-
-    /// Output is queued that the last flush did not get to.
-    pub fn output_owed(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
-    /// Writes owed output, oldest connection first, for at most `FLUSH_SLICE`. Returns the
-    /// connections whose queue emptied while their parser waited for that (pipelined HTTP
-    /// behind a long-poll), so the loop can feed them their held input.
-    pub fn flush(&mut self, m: &mut Metrics, resume: &mut Vec<usize>) {
-        let deadline = Instant::now() + FLUSH_SLICE;
-        let mut written = 0usize;
-        while let Some(key) = self.dirty.pop_front() {
-            if self.flush_conn(key, m) {
-                resume.push(key);
-            }
-            written += 1;
-            if written.is_multiple_of(FLUSH_CLOCK_EVERY) && Instant::now() >= deadline {
-                if self.output_owed() {
-                    m.flush_slices_cut += 1;
-                }
-                return;
-            }
-        }
-    }
-
-    /// Writes a connection's queue; re-arms writability when the socket is full. Returns
-    /// `true` when held input should be parsed now.
-    fn flush_conn(&mut self, key: usize, m: &mut Metrics) -> bool {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return false;
-        };
-        conn.dirty = false;
-        if conn.closing.is_some() {
-            return false;
-        }
-        match conn.out.write_to(&mut conn.stream) {
-            Ok(n) => m.bytes_out += n as u64,
-            Err(e) => {
-                log::debug!("write error on connection {key}: {e}");
-                self.close(key, "transport error");
-                return false;
-            }
-        }
-        let token = Token(FIRST_CONN + key);
-        if !conn.out.is_empty() {
-            if !conn.want_write {
-                conn.want_write = true;
-                let _ = self.poll.registry().reregister(
-                    &mut conn.stream,
-                    token,
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-            }
-            return false;
-        }
-        if conn.close_after_flush {
-            self.begin_linger(key);
-            return false;
-        }
-        if conn.want_write {
-            conn.want_write = false;
-            let _ = self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, token, Interest::READABLE);
-        }
-        // Pipelined requests waited behind a long-poll or a deferred API answer.
-        !conn.rbuf.is_empty()
-            && !conn.deferred
-            && matches!(conn.kind, ConnKind::Http { pending_poll: None })
-    }
-
-    /// Everything queued is written: shut our write side and wait briefly for the peer's EOF
-    /// (unread input would otherwise turn our close into a reset that could destroy the final
-    /// response before the client reads it). The layers above detach from it now.
-    fn begin_linger(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        conn.rbuf = Vec::new();
-        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
-            self.close(key, "closed after response");
-            return;
-        }
-        conn.phase = Phase::Linger;
-        conn.deadline = Some(Instant::now() + LINGER);
-        let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering);
-        if !matches!(kind, ConnKind::Http { pending_poll: None }) {
-            // A WebSocket or held poll ends here for its session.
-            self.lingered.push(Closed {
-                key,
-                kind,
-                reason: "closed after response",
-            });
-        }
     }
 }
