@@ -88,6 +88,7 @@ test('io.fetchSockets() in the Node process sees sio-edge sockets with their ids
     const s = byId.get(r.socket.id);
     assert.deepEqual(s.data, { userId: r.user });
     assert.ok(s.rooms.has(r.socket.id), 'a socket is in the room named by its id');
+    assert.ok(s.rooms.has(`user:${r.user}`), `the user room of ${r.user}: ${[...s.rooms]}`);
     assert.equal(s.handshake.auth && typeof s.handshake.auth, 'object');
   }
   assert.ok(byId.get(r1.socket.id).rooms.has(room), `r1 is in ${room}: ${[...byId.get(r1.socket.id).rooms]}`);
@@ -99,6 +100,16 @@ test('io.fetchSockets() in the Node process sees sio-edge sockets with their ids
   assert.ok(notInRoom.includes(r2.socket.id) && !notInRoom.includes(r1.socket.id));
   // A socket id names the one-socket room, as on a Node server.
   assert.deepEqual((await nodeIo.in(r2.socket.id).fetchSockets()).map((s) => s.id), [r2.socket.id]);
+
+  // The RemoteSocket works as on a Node cluster: emit reaches the client, join moves it.
+  const remote = byId.get(r2.socket.id);
+  const note = uniq('note');
+  remote.emit('note', note);
+  // (a recovery offset may follow the argument, as on every broadcast sio-edge keeps for replay)
+  assert.equal((await r2.wait('note', (n) => n === note))[0], note);
+  remote.join(room);
+  await waitFor(async () => (await nodeIo.in(room).fetchSockets()).length === 2,
+    { timeoutMs: 5_000, what: 'r2 in the room after RemoteSocket.join' });
 });
 
 test('serverSideEmit from the Node process reaches sio-edge; serverSideEmitWithAck gets its answer', async () => {
