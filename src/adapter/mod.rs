@@ -10,7 +10,8 @@
 //! subscribe   PSUBSCRIBE <prefix>#<nsp>#*
 //! requests    PUBLISH <prefix>-request#<nsp>#   JSON {uid?, type, opts: {rooms, except}, rooms | close | data}
 //!             type 2 join, 3 leave, 4 disconnect, 6 serverSideEmit; 7 broadcast-with-ack is msgpack
-//! responses   PUBLISH <prefix>-response#<nsp>#  (Node nodes only; not produced here)
+//! responses   PUBLISH <prefix>-response#<nsp>#   JSON {requestId, sockets} | {type, requestId, ..};
+//!             BROADCAST_ACK (type 9) is msgpack (see response.rs)
 //! ```
 //!
 //! The MessagePack is `notepack.io`'s: integral numbers as the smallest int form, other
@@ -22,6 +23,7 @@
 mod broadcast;
 mod msgpack;
 mod request;
+mod response;
 
 pub use broadcast::{
     channel_for, decode_broadcast, encode_broadcast, encode_outgoing, parse_channel, pattern_for,
@@ -29,6 +31,10 @@ pub use broadcast::{
 };
 pub use request::{
     decode_request, encode_request, kind, request_channel, response_channel, RemoteRequest,
+};
+pub use response::{
+    encode_broadcast_ack, encode_client_count, encode_fetch_response, encode_server_side_emit_ack,
+    socket_details,
 };
 
 /// Why a message from Redis could not be used. Each variant names the broken rule.

@@ -50,6 +50,14 @@ pub enum RemoteRequest {
         opts_rooms: Vec<String>,
         opts_except: Vec<String>,
     },
+    /// `fetchSockets()`: the sender waits for one `{requestId, sockets}` answer per node.
+    Fetch {
+        uid: Option<String>,
+        nsp: String,
+        request_id: String,
+        opts_rooms: Vec<String>,
+        opts_except: Vec<String>,
+    },
     /// `serverSideEmit(...data)`: an event for the servers, not the clients. With a
     /// `request_id` the sender waits for one answer per node.
     ServerSideEmit {
@@ -59,14 +67,13 @@ pub enum RemoteRequest {
         data: Value,
     },
     /// A broadcast expecting acknowledgements (`io.timeout(t).emit(..., cb)` on a Node node).
-    /// Answering it takes BROADCAST_CLIENT_COUNT and BROADCAST_ACK responses on
-    /// `<prefix>-response#<nsp>#`, which this module does not encode yet.
+    /// Answered by BROADCAST_CLIENT_COUNT and BROADCAST_ACK responses (see `super::response`).
     BroadcastWithAck {
         uid: Option<String>,
         request_id: String,
         broadcast: Broadcast,
     },
-    /// Any other request (fetchSockets, allRooms, ...): named so the caller can log and skip.
+    /// Any other request (allRooms, allSockets, ...): named so the caller can log and skip.
     Other {
         uid: Option<String>,
         nsp: String,
@@ -189,6 +196,14 @@ fn request_from(
                 opts_except,
             }
         }
+        kind::REMOTE_FETCH => RemoteRequest::Fetch {
+            uid,
+            nsp,
+            request_id: request_id
+                .ok_or_else(|| DecodeError::BadRequest("fetchSockets without requestId".into()))?,
+            opts_rooms: sel("rooms")?,
+            opts_except: sel("except")?,
+        },
         kind::SERVER_SIDE_EMIT => RemoteRequest::ServerSideEmit {
             uid,
             nsp,
@@ -295,6 +310,20 @@ pub fn encode_request(req: &RemoteRequest) -> Vec<u8> {
                 "type": kind::REMOTE_DISCONNECT,
                 "opts": {"rooms": opts_rooms, "except": opts_except},
                 "close": close,
+            })),
+        ),
+        RemoteRequest::Fetch {
+            uid,
+            request_id,
+            opts_rooms,
+            opts_except,
+            ..
+        } => with_uid(
+            uid,
+            obj(json!({
+                "requestId": request_id,
+                "type": kind::REMOTE_FETCH,
+                "opts": {"rooms": opts_rooms, "except": opts_except},
             })),
         ),
         RemoteRequest::ServerSideEmit {

@@ -368,7 +368,7 @@ fn legacy_single_socket_join_selects_the_sid_room() {
 fn unknown_request_types_are_named_not_errors() {
     let r = decode_request(
         b"socket.io-request#/admin#",
-        br#"{"uid":"x","requestId":"q","type":5,"opts":{"rooms":[],"except":[]}}"#,
+        br#"{"uid":"x","requestId":"q","type":1}"#,
         "socket.io",
     )
     .unwrap();
@@ -377,7 +377,7 @@ fn unknown_request_types_are_named_not_errors() {
         RemoteRequest::Other {
             uid: Some("x".into()),
             nsp: "/admin".into(),
-            kind: kind::REMOTE_FETCH,
+            kind: kind::ALL_ROOMS,
             request_id: Some("q".into()),
         }
     );
@@ -511,4 +511,78 @@ fn outgoing_encodes_like_the_equivalent_broadcast() {
         };
         assert_eq!(encode_outgoing(&o), encode_broadcast(&b));
     }
+}
+
+/// `fetchSockets()` as the adapter sends it (`JSON.stringify`, key order uid, requestId, type,
+/// opts), decoded and re-encoded byte for byte.
+#[test]
+fn fetch_sockets_request_round_trips() {
+    let bytes: &[u8] =
+        br#"{"uid":"n0de01","requestId":"Qx1","type":5,"opts":{"rooms":["r1"],"except":["s9"]}}"#;
+    let r = decode_request(b"socket.io-request#/#", bytes, "socket.io").unwrap();
+    assert_eq!(
+        r,
+        RemoteRequest::Fetch {
+            uid: Some("n0de01".into()),
+            nsp: "/".into(),
+            request_id: "Qx1".into(),
+            opts_rooms: strings(&["r1"]),
+            opts_except: strings(&["s9"]),
+        }
+    );
+    assert_eq!(encode_request(&r), bytes);
+    assert!(matches!(
+        decode_request(
+            b"socket.io-request#/#",
+            br#"{"type":5,"opts":{}}"#,
+            "socket.io"
+        ),
+        Err(DecodeError::BadRequest(_))
+    ));
+}
+
+#[test]
+fn fetch_response_lists_the_socket_id_room_first_once() {
+    let s = socket_details(
+        "S1",
+        &strings(&["lobby", "S1", "user:u1"]),
+        json!({"query": {}}),
+        json!({"userId": "u1"}),
+    );
+    let out = encode_fetch_response("Qx1", vec![s]);
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        r#"{"requestId":"Qx1","sockets":[{"id":"S1","handshake":{"query":{}},"rooms":["S1","lobby","user:u1"],"data":{"userId":"u1"}}]}"#
+    );
+}
+
+#[test]
+fn json_responses_have_the_adapter_shapes() {
+    assert_eq!(
+        encode_server_side_emit_ack("Qx1", &json!({"node": "a"})),
+        br#"{"type":6,"requestId":"Qx1","data":{"node":"a"}}"#
+    );
+    assert_eq!(
+        encode_client_count("Qx1", 3),
+        br#"{"type":8,"requestId":"Qx1","clientCount":3}"#
+    );
+}
+
+/// Vectors from notepack.io 3.0.1: `encode({type: 9, requestId: "Qx1", packet})`.
+#[test]
+fn broadcast_ack_matches_notepack() {
+    assert_eq!(
+        encode_broadcast_ack("Qx1", Some(&json!({"ok": true, "n": 1})), &[]),
+        hex(&["83a47479706509a9726571756573744964a3517831a67061636b657482a26f6bc3a16e01"])
+    );
+    // `packet: undefined` (an ack with no argument) is left out of the map.
+    assert_eq!(
+        encode_broadcast_ack("Qx1", None, &[]),
+        hex(&["82a47479706509a9726571756573744964a3517831"])
+    );
+    let bin = json!({"_placeholder": true, "num": 0});
+    assert_eq!(
+        encode_broadcast_ack("Qx1", Some(&bin), &[Bytes::from_static(&[1, 2])]),
+        hex(&["83a47479706509a9726571756573744964a3517831a67061636b6574c4020102"])
+    );
 }

@@ -60,7 +60,7 @@ impl Server {
             }
             // Placeholders mean something only in binary packets; here they are data.
             Packet::Event { id, args, .. } => self.on_event(sock, args, Vec::new(), id),
-            Packet::Ack { id, .. } => self.on_client_ack(sock, id),
+            Packet::Ack { id, args, .. } => self.on_client_ack(sock, id, &args, &[]),
             Packet::BinaryEvent {
                 id,
                 attachments,
@@ -148,14 +148,18 @@ impl Server {
         attachments: Vec<Bytes>,
     ) {
         if ack {
-            self.on_client_ack(sock, id);
+            self.on_client_ack(sock, id, &args, &attachments);
         } else {
             self.on_event(sock, args, attachments, id);
         }
     }
 
-    /// The server asks for no acks, so a client ack has nothing to resolve.
-    fn on_client_ack(&mut self, sock: usize, id: Option<u64>) {
+    /// The server asks for acks only for broadcasts-with-ack from Node nodes
+    /// (`cluster::remote`); any other client ack has nothing to resolve.
+    fn on_client_ack(&mut self, sock: usize, id: Option<u64>, args: &[Value], bin: &[Bytes]) {
+        if id.is_some_and(|id| self.on_remote_ack(sock, id, args, bin)) {
+            return;
+        }
         let socket = self.sockets.get(sock).map_or("?", |x| x.id.as_str());
         log::debug!("ignoring ack {id:?} from socket {socket}");
     }

@@ -62,6 +62,31 @@ pub fn event_with(
     array_message(kind, namespace, None, Some(name), args, tail, attachments)
 }
 
+/// `42<id>["event",...args]` (or its binary form) in `namespace`: an event the client must
+/// acknowledge with ack `id`.
+pub fn event_with_ack(
+    namespace: &str,
+    id: u64,
+    name: &str,
+    args: &[Value],
+    attachments: Vec<Bytes>,
+) -> Outbound {
+    let kind = if attachments.is_empty() {
+        PacketType::Event
+    } else {
+        PacketType::BinaryEvent
+    };
+    array_message(
+        kind,
+        namespace,
+        Some(id),
+        Some(name),
+        args,
+        None,
+        attachments,
+    )
+}
+
 /// `43<id>[...args]` (or its binary form) in `namespace`: the answer to a client's ack request.
 pub fn ack(namespace: &str, id: u64, args: &[Value], attachments: Vec<Bytes>) -> Outbound {
     let kind = if attachments.is_empty() {
@@ -116,6 +141,8 @@ mod tests {
         assert_eq!(&m.polling(&c)[..], br#"42/x,["a\"b",1,"z"]"#);
         let m = event_with("/", "e", &[json!(1)], Some(&json!("7")), vec![]);
         assert_eq!(&m.polling(&c)[..], br#"42["e",1,"7"]"#);
+        let m = event_with_ack("/x", 12, "ask", &[json!(1)], vec![]);
+        assert_eq!(&m.polling(&c)[..], br#"42/x,12["ask",1]"#);
         let m = ack("/", 5, &[json!(null)], vec![]);
         assert_eq!(&m.polling(&c)[..], b"435[null]");
         let m = event("/", "up", &[], vec![Bytes::from_static(&[7])]);

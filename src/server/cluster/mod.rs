@@ -5,6 +5,7 @@
 //! presence, the mailbox) is parked in `pending` until the reply wakes the loop. With neither
 //! configured this is inert and the server runs fully in-process.
 
+mod acks;
 mod kafka;
 mod mirror;
 mod remote;
@@ -110,6 +111,8 @@ pub(crate) struct Cluster {
     pub stats: Stats,
     /// (room, user) -> this node's sockets of the user in the room, mirrored to Redis.
     pub memberships: HashMap<(String, String), u32>,
+    /// Broadcasts with acks from Node nodes waiting for our clients' acks.
+    acks: acks::RemoteAcks,
 }
 
 /// Queries waiting for their Redis reply.
@@ -127,6 +130,10 @@ pub(crate) struct Stats {
     pub kafka_duplicates: u64,
     pub kafka_bad_records: u64,
     pub remote_broadcasts: u64,
+    /// `serverSideEmit` requests received from Node nodes (no server-side handlers here).
+    pub server_side_emits: u64,
+    /// Requests from Node nodes answered (fetchSockets, serverSideEmit acks, broadcast counts).
+    pub requests_answered: u64,
 }
 
 impl Cluster {
@@ -141,6 +148,7 @@ impl Cluster {
             kafka_seen: Dedup::new(KAFKA_DEDUP_WINDOW, KAFKA_DEDUP_CAP),
             stats: Stats::default(),
             memberships: HashMap::new(),
+            acks: acks::RemoteAcks::default(),
         }
     }
 

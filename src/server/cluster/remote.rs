@@ -1,9 +1,17 @@
-//! Messages from other nodes and the emitter: adapter broadcasts and requests, grant events;
-//! and the publishing of local broadcasts in the adapter wire format.
+//! Messages from other nodes and the emitter: adapter broadcasts and requests (answered as a
+//! Node node answers them: fetchSockets, serverSideEmit acks, broadcasts with acks), grant
+//! events; and the publishing of local broadcasts in the adapter wire format.
 
 use super::*;
 use crate::server::deliver::{Emit, Origin};
 use crate::server::sockets::Target;
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+/// The ack timeout of a broadcast-with-ack whose flags name none (the adapter's default
+/// `requestsTimeout`).
+const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Server {
     pub(super) fn on_redis_message(&mut self, channel: &[u8], payload: &[u8]) {
@@ -83,6 +91,31 @@ impl Server {
     }
 
     pub(super) fn on_remote_request(&mut self, req: RemoteRequest) {
+        let req = match req {
+            RemoteRequest::Fetch {
+                nsp,
+                request_id,
+                opts_rooms,
+                opts_except,
+                ..
+            } => return self.answer_fetch(&nsp, &request_id, &opts_rooms, &opts_except),
+            RemoteRequest::ServerSideEmit {
+                uid,
+                nsp,
+                request_id,
+                data,
+            } => return self.on_server_side_emit(uid, &nsp, request_id, &data),
+            RemoteRequest::BroadcastWithAck {
+                request_id,
+                broadcast,
+                ..
+            } => return self.on_broadcast_with_ack(&request_id, broadcast),
+            RemoteRequest::Other { kind, nsp, .. } => {
+                log::debug!("adapter request type {kind} on {nsp} is not answered");
+                return;
+            }
+            other => other,
+        };
         let (nsp, rooms, except) = match &req {
             RemoteRequest::Join {
                 nsp,
@@ -136,6 +169,143 @@ impl Server {
         }
     }
 
+    /// Sockets selected like a broadcast to `rooms` minus `except` (all when `rooms` is empty).
+    fn select_remote(&mut self, nsp: &str, rooms: &[String], except: &[String]) -> Vec<usize> {
+        let mut selected = Vec::new();
+        if let Some(ns) = self.sockets.ns(nsp) {
+            let target = Target {
+                rooms,
+                except,
+                all: rooms.is_empty(),
+                ..Target::default()
+            };
+            self.sockets.select(ns, &target, |_| false, &mut selected);
+        }
+        selected
+    }
+
+    /// PUBLISHes an answer on the namespace's response channel. Always the shared channel:
+    /// a Node node subscribes to it whether or not it uses `publishOnSpecificResponseChannel`.
+    fn answer_node(&mut self, nsp: &str, payload: Vec<u8>) {
+        let Some(redis) = &self.cluster.redis else {
+            return;
+        };
+        if redis
+            .publish(adapter::response_channel(PREFIX, nsp), payload)
+            .is_err()
+        {
+            log::debug!("redis queue full; an adapter response was not published");
+            return;
+        }
+        self.cluster.stats.requests_answered += 1;
+    }
+
+    /// `fetchSockets()` from a Node node: our selected sockets, as many as there are (zero
+    /// included: the requester waits for one answer per subscriber of the request channel).
+    fn answer_fetch(&mut self, nsp: &str, request_id: &str, rooms: &[String], except: &[String]) {
+        let selected = self.select_remote(nsp, rooms, except);
+        let sockets = selected
+            .into_iter()
+            .filter_map(|sock| self.sockets.get(sock))
+            .map(|s| {
+                let data = match &s.user {
+                    Some(u) => json!({ "userId": u }),
+                    None => json!({}),
+                };
+                adapter::socket_details(&s.id, &s.rooms, handshake_placeholder(), data)
+            })
+            .collect();
+        self.answer_node(nsp, adapter::encode_fetch_response(request_id, sockets));
+    }
+
+    /// `serverSideEmit(event, ...args)` from a Node node. sio-edge runs no server-side
+    /// handlers, so it is logged and counted; with `serverSideEmitWithAck` it is answered with
+    /// `{node, handled: false}` (the requester waits for one answer per other node).
+    fn on_server_side_emit(
+        &mut self,
+        uid: Option<String>,
+        nsp: &str,
+        request_id: Option<String>,
+        data: &Value,
+    ) {
+        self.cluster.stats.server_side_emits += 1;
+        let event = data.get(0).and_then(Value::as_str).unwrap_or("?");
+        log::info!(
+            "serverSideEmit {event:?} on {nsp} from adapter node {}: no server-side handler",
+            uid.as_deref().unwrap_or("?")
+        );
+        if let Some(id) = request_id {
+            let answer = json!({ "node": self.cluster.node_id, "handled": false });
+            self.answer_node(nsp, adapter::encode_server_side_emit_ack(&id, &answer));
+        }
+    }
+
+    /// A broadcast with acks from a Node node: the event goes to the selected sockets with one
+    /// ack id, the count of sockets it was queued for is answered at once, and each client's
+    /// ack is forwarded as it comes ([`Server::on_remote_ack`]) until the request's timeout.
+    /// It is not kept for recovery: an ack id means nothing to a later connection.
+    fn on_broadcast_with_ack(&mut self, request_id: &str, b: Broadcast) {
+        let now = Instant::now();
+        let mut owed = HashSet::new();
+        let (Value::Array(data), Some(id)) = (&b.event_args, self.cluster.acks.reserve(now)) else {
+            log::warn!("broadcast-with-ack {request_id} not delivered: too many waiting");
+            return self.answer_node(&b.nsp, adapter::encode_client_count(request_id, 0));
+        };
+        if let (Some(ns), Some((event, args))) = (self.sockets.ns(&b.nsp), data.split_first()) {
+            let event = match event {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let msg = Rc::new(crate::socketio::event_with_ack(
+                self.sockets.ns_name(ns),
+                id,
+                &event,
+                args,
+                b.attachments.clone(),
+            ));
+            for sock in self.select_remote(&b.nsp, &b.rooms, &b.except) {
+                let Some(s) = self.sockets.get(sock).map(|x| x.session) else {
+                    continue;
+                };
+                if self.send(s, &msg) {
+                    owed.insert(sock);
+                }
+            }
+        }
+        let timeout = b
+            .flags
+            .get("timeout")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_ACK_TIMEOUT, Duration::from_millis)
+            .min(acks::MAX_TIMEOUT);
+        let count = owed.len() as u64;
+        self.cluster.acks.wait(
+            id,
+            request_id.to_owned(),
+            b.nsp.clone(),
+            now + timeout,
+            owed,
+        );
+        self.answer_node(&b.nsp, adapter::encode_client_count(request_id, count));
+    }
+
+    /// A client's ack `id`: forwarded to the Node node whose broadcast asked for it. Returns
+    /// whether the ack was one of those.
+    pub(crate) fn on_remote_ack(
+        &mut self,
+        sock: usize,
+        id: u64,
+        args: &[Value],
+        attachments: &[Bytes],
+    ) -> bool {
+        let Some((request_id, nsp)) = self.cluster.acks.answer(id, sock, Instant::now()) else {
+            return false;
+        };
+        let payload = adapter::encode_broadcast_ack(&request_id, args.first(), attachments);
+        self.answer_node(&nsp, payload);
+        true
+    }
+
     /// Publishes a local delivery for the other nodes (adapter wire format), encoded from
     /// borrowed parts. `rooms` has the users mapped in; `except` the excluded socket's id.
     pub(crate) fn publish(&mut self, e: &Emit, rooms: &[String], except: &[String]) {
@@ -161,4 +331,21 @@ impl Server {
             log::debug!("redis queue full; a broadcast was not published to other nodes");
         }
     }
+}
+
+/// A Node `handshake` with every field present and empty: sio-edge does not keep the
+/// handshake request's headers, address, time or query per socket, and never exposes the
+/// credential a Node server would show in `auth`.
+fn handshake_placeholder() -> Value {
+    json!({
+        "headers": {},
+        "time": "",
+        "address": "",
+        "xdomain": false,
+        "secure": false,
+        "issued": 0,
+        "url": "",
+        "query": {},
+        "auth": {},
+    })
 }

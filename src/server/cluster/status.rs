@@ -13,7 +13,7 @@ impl Server {
         let r = |f: fn(&crate::redis_bridge::RedisStatus) -> u64| redis.as_ref().map(f);
         let k = |f: fn(&crate::kafka::KafkaStatus) -> u64| kafka.as_ref().map(f);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, Option<u64>); 16] = [
+        let rows: [(&str, &str, &str, Option<u64>); 19] = [
             ("sio_redis_configured", "gauge", "1 when REDIS_URL is set.", Some(u64::from(c.redis.is_some()))),
             ("sio_redis_up", "gauge", "1 while Redis is reachable.", Some(u64::from(c.redis_live()))),
             ("sio_redis_errors_total", "counter", "Redis connection failures and refused commands.", r(|s| s.errors)),
@@ -21,6 +21,9 @@ impl Server {
             ("sio_redis_queued", "gauge", "Redis jobs waiting.", r(|s| s.queued as u64)),
             ("sio_redis_publishes_total", "counter", "Broadcasts published for other nodes.", r(|s| s.publishes)),
             ("sio_remote_broadcasts_total", "counter", "Broadcasts received from other nodes or the emitter.", Some(c.stats.remote_broadcasts)),
+            ("sio_remote_server_side_emits_total", "counter", "serverSideEmit requests received from Node nodes (no server-side handlers run).", Some(c.stats.server_side_emits)),
+            ("sio_remote_requests_answered_total", "counter", "Adapter requests from Node nodes answered (fetchSockets, serverSideEmit acks, broadcast client counts, forwarded client acks).", Some(c.stats.requests_answered)),
+            ("sio_remote_ack_requests_waiting", "gauge", "Broadcasts with acks from Node nodes still waiting for client acks.", Some(c.acks.len() as u64)),
             ("sio_kafka_configured", "gauge", "1 when KAFKA_BROKERS is set.", Some(u64::from(c.kafka.is_some()))),
             ("sio_kafka_up", "gauge", "1 while the Kafka session is up.", Some(u64::from(c.kafka.is_some() && c.stats.kafka_up))),
             ("sio_kafka_consumed_total", "counter", "Kafka records consumed.", k(|s| s.consumed)),
