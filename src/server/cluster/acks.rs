@@ -23,7 +23,7 @@ struct Wait {
     nsp: String,
     deadline: Instant,
     /// Sockets that were sent the event and have not acked yet.
-    owed: HashSet<usize>,
+    owed: HashSet<String>,
 }
 
 impl RemoteAcks {
@@ -46,7 +46,7 @@ impl RemoteAcks {
         request_id: String,
         nsp: String,
         deadline: Instant,
-        owed: HashSet<usize>,
+        owed: HashSet<String>,
     ) {
         if !owed.is_empty() {
             let w = Wait {
@@ -59,15 +59,15 @@ impl RemoteAcks {
         }
     }
 
-    /// A client ack `id` from socket `sock`: the (request id, namespace) to answer, once per
-    /// socket, while the request is still waiting.
-    pub fn answer(&mut self, id: u64, sock: usize, now: Instant) -> Option<(String, String)> {
+    /// A client ack `id` from the socket with id `sock`: the (request id, namespace) to
+    /// answer, once per socket, while the request is still waiting.
+    pub fn answer(&mut self, id: u64, sock: &str, now: Instant) -> Option<(String, String)> {
         let w = self.waits.get_mut(&id)?;
         if w.deadline <= now {
             self.waits.remove(&id);
             return None;
         }
-        if !w.owed.remove(&sock) {
+        if !w.owed.remove(sock) {
             return None;
         }
         let out = (w.request_id.clone(), w.nsp.clone());
@@ -93,17 +93,27 @@ mod tests {
         let mut a = RemoteAcks::default();
         let id = a.reserve(now).unwrap();
         let later = now + Duration::from_secs(5);
-        a.wait(id, "Q".into(), "/".into(), later, HashSet::from([1, 2]));
-        assert_eq!(a.answer(id, 1, now), Some(("Q".into(), "/".into())));
-        assert_eq!(a.answer(id, 1, now), None, "a second ack from one socket");
+        a.wait(
+            id,
+            "Q".into(),
+            "/".into(),
+            later,
+            HashSet::from(["1".to_string(), "2".to_string()]),
+        );
+        assert_eq!(a.answer(id, "1", now), Some(("Q".into(), "/".into())));
+        assert_eq!(a.answer(id, "1", now), None, "a second ack from one socket");
         assert_eq!(
-            a.answer(id, 3, now),
+            a.answer(id, "3", now),
             None,
             "a socket that was not sent the event"
         );
-        assert_eq!(a.answer(id + 1, 2, now), None, "an ack id never handed out");
+        assert_eq!(
+            a.answer(id + 1, "2", now),
+            None,
+            "an ack id never handed out"
+        );
         assert_eq!(a.len(), 1);
-        assert_eq!(a.answer(id, 2, now), Some(("Q".into(), "/".into())));
+        assert_eq!(a.answer(id, "2", now), Some(("Q".into(), "/".into())));
         assert_eq!(a.len(), 0);
     }
 
@@ -117,9 +127,9 @@ mod tests {
             "Q".into(),
             "/".into(),
             now + Duration::from_millis(10),
-            HashSet::from([1, 2]),
+            HashSet::from(["1".to_string(), "2".to_string()]),
         );
-        assert_eq!(a.answer(id, 1, now + Duration::from_millis(10)), None);
+        assert_eq!(a.answer(id, "1", now + Duration::from_millis(10)), None);
         assert_eq!(a.len(), 0);
         // reserve() prunes expired waits too
         let id2 = a.reserve(now).unwrap();
@@ -128,7 +138,7 @@ mod tests {
             "R".into(),
             "/".into(),
             now + Duration::from_millis(10),
-            HashSet::from([1]),
+            HashSet::from(["1".to_string()]),
         );
         assert_ne!(id, id2);
         a.reserve(now + Duration::from_secs(1)).unwrap();

@@ -264,11 +264,13 @@ impl Server {
                 b.attachments.clone(),
             ));
             for sock in self.select_remote(&b.nsp, &b.rooms, &b.except) {
-                let Some(s) = self.sockets.get(sock).map(|x| x.session) else {
+                let Some((s, sid)) = self.sockets.get(sock).map(|x| (x.session, x.id.clone()))
+                else {
                     continue;
                 };
+                // Owed by socket id, not slot: a slot reused before the timeout answers nothing.
                 if self.send(s, &msg) {
-                    owed.insert(sock);
+                    owed.insert(sid);
                 }
             }
         }
@@ -298,7 +300,10 @@ impl Server {
         args: &[Value],
         attachments: &[Bytes],
     ) -> bool {
-        let Some((request_id, nsp)) = self.cluster.acks.answer(id, sock, Instant::now()) else {
+        let Some(sid) = self.sockets.get(sock).map(|x| x.id.as_str()) else {
+            return false;
+        };
+        let Some((request_id, nsp)) = self.cluster.acks.answer(id, sid, Instant::now()) else {
             return false;
         };
         let payload = adapter::encode_broadcast_ack(&request_id, args.first(), attachments);
