@@ -544,3 +544,66 @@ impl Client {
         ctx.ready(&mut self.m, self.t_start, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Books message `seq` of group `gi` as published now (as `Driver::publish_from` does).
+    fn publish(ctx: &mut Ctx, gi: usize) {
+        let g = &mut ctx.groups[gi];
+        g.msgs.push(MsgStat {
+            t: 0,
+            expected: g.ready,
+            received: 0,
+            last: 0,
+        });
+    }
+
+    fn lost(ctx: &Ctx) -> u64 {
+        let miss = |m: &MsgStat| u64::from(m.expected.saturating_sub(m.received));
+        ctx.groups.iter().flat_map(|g| &g.msgs).map(miss).sum()
+    }
+
+    #[test]
+    fn soak_books_bench_and_room_sequences_apart_and_churn_excuses_only_what_was_pending() {
+        // Rooms r0 and r1, then the book of room `bench`.
+        let mut ctx = Ctx::new(3);
+        ctx.bench_group = Some(2);
+        ctx.join_rooms = true;
+        ctx.counters.in_progress = 2;
+        let mut a = Member::default();
+        let mut b = Member {
+            group: 1,
+            ..Member::default()
+        };
+        publish(&mut ctx, 2); // bench 0: before anyone joined, expected by nobody
+        ctx.ready(&mut a, 0, 0);
+        ctx.ready(&mut b, 0, 0);
+        publish(&mut ctx, 2); // bench 1
+        publish(&mut ctx, 0); // r0 0
+        let bench = |s: u64| format!("{{\"pad\":\"\",\"seq\":{s},\"t\":0}}");
+        ctx.deliver(&mut a, bench(0).as_bytes(), 1, 1);
+        assert_eq!(ctx.totals.early, 1, "published before the join: not counted");
+        ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
+        ctx.deliver(&mut a, b"{\"room\":\"r0\",\"seq\":0,\"t\":0}", 1, 1);
+        ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
+        assert_eq!(ctx.totals.duplicates, 1);
+        ctx.deliver(&mut a, b"{\"room\":\"r1\",\"seq\":0,\"t\":0}", 1, 1);
+        assert_eq!(ctx.totals.wrong_room, 1);
+        publish(&mut ctx, 2); // bench 2
+        publish(&mut ctx, 2); // bench 3
+        ctx.deliver(&mut b, bench(3).as_bytes(), 1, 1);
+        ctx.deliver(&mut b, bench(2).as_bytes(), 1, 1);
+        assert_eq!((ctx.totals.gaps, ctx.totals.out_of_order), (1, 1));
+        // b never got bench 1: a loss. a leaves on purpose with bench 2 and 3 pending: excused.
+        ctx.leave(&a, true);
+        assert_eq!(lost(&ctx), 1);
+        assert_eq!(ctx.groups[2].ready, 1);
+        // A server-side disconnect excuses nothing.
+        publish(&mut ctx, 2); // bench 4
+        ctx.leave(&b, false);
+        assert_eq!(lost(&ctx), 2);
+        assert_eq!(ctx.totals.deliveries, 4);
+    }
+}
