@@ -584,7 +584,10 @@ mod tests {
         publish(&mut ctx, 0); // r0 0
         let bench = |s: u64| format!("{{\"pad\":\"\",\"seq\":{s},\"t\":0}}");
         ctx.deliver(&mut a, bench(0).as_bytes(), 1, 1);
-        assert_eq!(ctx.totals.early, 1, "published before the join: not counted");
+        assert_eq!(
+            ctx.totals.early, 1,
+            "published before the join: not counted"
+        );
         ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
         ctx.deliver(&mut a, b"{\"room\":\"r0\",\"seq\":0,\"t\":0}", 1, 1);
         ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
