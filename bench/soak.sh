@@ -38,8 +38,9 @@ redis_start() { # dir port -> 0 when a redis-server answers on that port (pid in
     --dir "$dir" >>"$dir/redis.log" 2>&1 </dev/null &
   echo $! >"$dir/redis.pid"
   for _ in $(seq 100); do
-    redis_ping "$port" && return 0
+    # Alive first: a PONG from someone else's server on that port must not count.
     kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null || return 1
+    redis_ping "$port" && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
