@@ -20,6 +20,8 @@ echo "== cargo test"
 cargo test --quiet --all-targets
 echo "== bench smoke (load generator against sio-edge --bench)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/smoke.sh
+echo "== soak (60 s, completeness only)"
+SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/soak.sh --ci
 
 export SIO_EDGE_BIN="$PWD/target/debug/sio-edge"
 # tests/js imports the token minter (tests/auth_tokens/mint.mjs), which needs its own packages.

@@ -56,6 +56,20 @@ pub struct Group {
     pub msgs: Vec<MsgStat>,
 }
 
+/// A client's place in the delivery groups and its sequence checks; WebSocket and polling
+/// clients both carry one.
+#[derive(Default, Debug)]
+pub struct Member {
+    /// Its group (a chat room in chat-rooms and soak, else 0).
+    pub group: u32,
+    /// Skipped messages before the first delivery are not losses (joined during the load).
+    pub lenient_first: bool,
+    pub track: SeqTrack,
+    /// soak: the sequence check of room `bench` (the group [`Ctx::bench_group`]), which every
+    /// client is in besides its chat room.
+    pub btrack: SeqTrack,
+}
+
 /// A tiny xorshift generator for masks and keys (not security relevant: the server only
 /// unmasks).
 pub struct Rng(u64);
@@ -114,6 +128,11 @@ pub struct Ctx {
     /// The Socket.IO CONNECT packet: `40`, or `40{"token":".."}` for a server that
     /// authenticates (sio-edge --bench and the peers need none).
     pub connect_packet: Vec<u8>,
+    /// soak: the group that books broadcasts to room `bench` (payloads without `room`); every
+    /// ready client is a member besides its own chat room.
+    pub bench_group: Option<usize>,
+    /// Delivery latency since the last [`Histogram::clear`] (soak: one report row).
+    pub window: crate::stats::Histogram,
     scratch: Vec<u8>,
 }
 
@@ -131,6 +150,8 @@ impl Ctx {
             join_rooms: false,
             keep_sids: false,
             connect_packet: b"40".to_vec(),
+            bench_group: None,
+            window: Default::default(),
             scratch: Vec::with_capacity(4096),
         }
     }
@@ -144,33 +165,40 @@ impl Ctx {
         (self.rng.next_u64() as u32).to_ne_bytes()
     }
 
-    /// Counts one `bench:msg` for `c` received at `now`.
-    fn deliver(&mut self, c: &mut Client, obj: &[u8], frame_len: usize, now: u64) {
+    /// Counts one `bench:msg` for member `c` received at `now`.
+    pub fn deliver(&mut self, c: &mut Member, obj: &[u8], frame_len: usize, now: u64) {
         let Some((seq, t)) = wire::seq_and_t(obj) else {
             self.totals.malformed += 1;
             return;
         };
-        if self.join_rooms && wire::room_number(obj) != Some(u64::from(c.group)) {
-            // Relayed to the wrong room (or to `bench`): not this client's sequence.
-            self.totals.wrong_room += 1;
-            return;
-        }
-        let g = &mut self.groups[c.group as usize];
+        let room = wire::room_number(obj);
+        let own = u64::from(c.group);
+        let (gi, track) = match (self.bench_group, room) {
+            (Some(b), None) => (b, &mut c.btrack),
+            (Some(_), Some(r)) if r == own => (c.group as usize, &mut c.track),
+            (None, r) if !self.join_rooms || r == Some(own) => (c.group as usize, &mut c.track),
+            _ => {
+                // Relayed to the wrong room (or to `bench`): not this client's sequence.
+                self.totals.wrong_room += 1;
+                return;
+            }
+        };
+        let g = &mut self.groups[gi];
         if seq as usize >= g.msgs.len() {
             self.totals.malformed += 1;
             return;
         }
-        if c.lenient_first && c.track.next.is_none() && seq > c.track.first {
+        if c.lenient_first && track.next.is_none() && seq > track.first {
             // A client that connected during the load may be joined to the room on the
             // server a little after its CONNECT ack (socketioxide runs the connect handler
             // after sending it): what was published in between is not a loss.
-            for s in c.track.first..seq {
+            for s in track.first..seq {
                 self.totals.unexpect(&mut g.msgs[s as usize]);
             }
-            self.totals.join_skips += seq - c.track.first;
-            c.track.first = seq;
+            self.totals.join_skips += seq - track.first;
+            track.first = seq;
         }
-        let unique = match c.track.see(seq) {
+        let unique = match track.see(seq) {
             Seen::InOrder => true,
             Seen::Gap(_) => {
                 self.totals.gaps += 1;
@@ -200,8 +228,49 @@ impl Ctx {
         }
         self.totals.deliveries += 1;
         self.totals.msg_frame_bytes += frame_len as u64;
-        self.totals.latency.record(now.saturating_sub(t));
+        let took = now.saturating_sub(t);
+        self.totals.latency.record(took);
+        self.window.record(took);
         self.totals.last_delivery = self.totals.last_delivery.max(now);
+    }
+
+    /// Member `c` is connected and joined: messages published from now on are expected.
+    pub fn ready(&mut self, c: &mut Member, t_start: u64, now: u64) {
+        let g = &mut self.groups[c.group as usize];
+        g.ready += 1;
+        c.track.first = g.msgs.len() as u64;
+        if let Some(b) = self.bench_group {
+            let g = &mut self.groups[b];
+            g.ready += 1;
+            c.btrack.first = g.msgs.len() as u64;
+        }
+        self.counters.in_progress -= 1;
+        self.counters.ready_total += 1;
+        let took = now.saturating_sub(t_start);
+        if self.loaded {
+            self.connect_under_load.record(took);
+        } else {
+            self.connect.record(took);
+        }
+    }
+
+    /// Ready member `c` is gone. When it left `on_purpose` (churn) what it had not received
+    /// yet is no longer expected; a gap before that stays a loss.
+    pub fn leave(&mut self, c: &Member, on_purpose: bool) {
+        let mut books = vec![(c.group as usize, &c.track)];
+        if let Some(b) = self.bench_group {
+            books.push((b, &c.btrack));
+        }
+        for (gi, track) in books {
+            let g = &mut self.groups[gi];
+            g.ready -= 1;
+            if on_purpose {
+                let from = track.next.unwrap_or(track.first) as usize;
+                for m in g.msgs.iter_mut().skip(from) {
+                    self.totals.unexpect(m);
+                }
+            }
+        }
     }
 }
 
@@ -209,16 +278,13 @@ impl Ctx {
 pub struct Client {
     pub stream: TcpStream,
     pub phase: Phase,
-    pub group: u32,
     /// When the TCP connect started (ns on the `Ctx` clock).
     pub t_start: u64,
     /// Distinguishes a reused slab key in the handshake timeout queue.
     pub serial: u64,
-    /// Skipped messages before the first delivery are not losses (joined during the load).
-    pub lenient_first: bool,
     /// The Socket.IO id, when `Ctx::keep_sids`.
     pub sid: Option<Box<str>>,
-    pub track: SeqTrack,
+    pub m: Member,
     /// Unparsed bytes (a frame split across reads, or the upgrade head); usually empty.
     inbuf: Vec<u8>,
     /// A fragmented message being reassembled; usually empty.
@@ -234,12 +300,13 @@ impl Client {
         Client {
             stream,
             phase: Phase::Connecting,
-            group,
             t_start,
             serial,
-            lenient_first: false,
             sid: None,
-            track: SeqTrack::default(),
+            m: Member {
+                group,
+                ..Member::default()
+            },
             inbuf: Vec::new(),
             frag: Vec::new(),
             frag_binary: false,
@@ -431,7 +498,7 @@ impl Client {
         ctx: &mut Ctx,
     ) -> Result<(), Gone> {
         match (wire::classify(p), self.phase) {
-            (Packet::BenchMsg(obj), Phase::Ready) => ctx.deliver(self, obj, frame_len, now),
+            (Packet::BenchMsg(obj), Phase::Ready) => ctx.deliver(&mut self.m, obj, frame_len, now),
             (Packet::Ping, _) => {
                 ctx.counters.pings += 1;
                 self.send_text(ctx, b"3")?;
@@ -449,7 +516,7 @@ impl Client {
                 }
                 if ctx.join_rooms {
                     self.phase = Phase::Joining;
-                    let join = format!("420[\"bench:join\",\"r{}\"]", self.group);
+                    let join = format!("420[\"bench:join\",\"r{}\"]", self.m.group);
                     self.send_text(ctx, join.as_bytes())?;
                 } else {
                     self.ready(ctx, now);
@@ -474,16 +541,72 @@ impl Client {
 
     fn ready(&mut self, ctx: &mut Ctx, now: u64) {
         self.phase = Phase::Ready;
-        let g = &mut ctx.groups[self.group as usize];
-        g.ready += 1;
-        self.track.first = g.msgs.len() as u64;
-        ctx.counters.in_progress -= 1;
-        ctx.counters.ready_total += 1;
-        let took = now.saturating_sub(self.t_start);
-        if ctx.loaded {
-            ctx.connect_under_load.record(took);
-        } else {
-            ctx.connect.record(took);
-        }
+        ctx.ready(&mut self.m, self.t_start, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Books message `seq` of group `gi` as published now (as `Driver::publish_from` does).
+    fn publish(ctx: &mut Ctx, gi: usize) {
+        let g = &mut ctx.groups[gi];
+        g.msgs.push(MsgStat {
+            t: 0,
+            expected: g.ready,
+            received: 0,
+            last: 0,
+        });
+    }
+
+    fn lost(ctx: &Ctx) -> u64 {
+        let miss = |m: &MsgStat| u64::from(m.expected.saturating_sub(m.received));
+        ctx.groups.iter().flat_map(|g| &g.msgs).map(miss).sum()
+    }
+
+    #[test]
+    fn soak_books_bench_and_room_sequences_apart_and_churn_excuses_only_what_was_pending() {
+        // Rooms r0 and r1, then the book of room `bench`.
+        let mut ctx = Ctx::new(3);
+        ctx.bench_group = Some(2);
+        ctx.join_rooms = true;
+        ctx.counters.in_progress = 2;
+        let mut a = Member::default();
+        let mut b = Member {
+            group: 1,
+            ..Member::default()
+        };
+        publish(&mut ctx, 2); // bench 0: before anyone joined, expected by nobody
+        ctx.ready(&mut a, 0, 0);
+        ctx.ready(&mut b, 0, 0);
+        publish(&mut ctx, 2); // bench 1
+        publish(&mut ctx, 0); // r0 0
+        let bench = |s: u64| format!("{{\"pad\":\"\",\"seq\":{s},\"t\":0}}");
+        ctx.deliver(&mut a, bench(0).as_bytes(), 1, 1);
+        assert_eq!(
+            ctx.totals.early, 1,
+            "published before the join: not counted"
+        );
+        ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
+        ctx.deliver(&mut a, b"{\"room\":\"r0\",\"seq\":0,\"t\":0}", 1, 1);
+        ctx.deliver(&mut a, bench(1).as_bytes(), 1, 1);
+        assert_eq!(ctx.totals.duplicates, 1);
+        ctx.deliver(&mut a, b"{\"room\":\"r1\",\"seq\":0,\"t\":0}", 1, 1);
+        assert_eq!(ctx.totals.wrong_room, 1);
+        publish(&mut ctx, 2); // bench 2
+        publish(&mut ctx, 2); // bench 3
+        ctx.deliver(&mut b, bench(3).as_bytes(), 1, 1);
+        ctx.deliver(&mut b, bench(2).as_bytes(), 1, 1);
+        assert_eq!((ctx.totals.gaps, ctx.totals.out_of_order), (1, 1));
+        // b never got bench 1: a loss. a leaves on purpose with bench 2 and 3 pending: excused.
+        ctx.leave(&a, true);
+        assert_eq!(lost(&ctx), 1);
+        assert_eq!(ctx.groups[2].ready, 1);
+        // A server-side disconnect excuses nothing.
+        publish(&mut ctx, 2); // bench 4
+        ctx.leave(&b, false);
+        assert_eq!(lost(&ctx), 2);
+        assert_eq!(ctx.totals.deliveries, 4);
     }
 }

@@ -2,7 +2,8 @@
 //! handshake timeouts, publishing, churn and the notify API connections.
 
 use crate::api::{self, ApiConn, ApiRead};
-use crate::client::{Client, Ctx, Gone, Phase};
+use crate::client::{Client, Ctx, Gone, Member, Phase};
+use crate::poll::{PollClient, Side};
 use crate::stats::MsgStat;
 use crate::wire;
 use mio::net::TcpStream;
@@ -13,8 +14,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Tokens at and above this are API connections; below, slab keys of clients.
+/// Tokens at and above this are API connections.
 const API_BASE: usize = usize::MAX / 2;
+/// Tokens from here up to `API_BASE` are polling clients' connections (`2 * key + side`);
+/// below, slab keys of WebSocket clients. Handshake deadlines key polling clients the same
+/// way (`POLL_BASE + key`).
+const POLL_BASE: usize = usize::MAX / 4;
 /// One shared read buffer for every socket.
 const READ_BUF_LEN: usize = 256 * 1024;
 /// Readiness events taken per poll.
@@ -45,6 +50,8 @@ pub struct Driver {
     events: Events,
     ready_list: Vec<(Token, bool, bool)>,
     pub clients: Slab<Client>,
+    /// Engine.IO long-polling clients (soak).
+    pub polls: Slab<PollClient>,
     rbuf: Vec<u8>,
     pub ctx: Ctx,
     target: Target,
@@ -54,8 +61,8 @@ pub struct Driver {
     /// `(deadline, key, serial)` in launch order, so deadlines are sorted.
     handshakes: VecDeque<(u64, usize, u64)>,
     pub handshake_timeout: Duration,
-    /// Groups of clients still to launch for the initial population.
-    pub launch_queue: VecDeque<u32>,
+    /// Clients still to launch for the initial population: `(group, polling)`.
+    pub launch_queue: VecDeque<(u32, bool)>,
     /// Relaunches allowed for failed initial connects.
     pub retries_left: u64,
     /// The most recent connect failure, for the error message.
@@ -67,6 +74,9 @@ pub struct Driver {
     packet: Vec<u8>,
     /// Publishes skipped because the group's publisher was gone.
     pub publish_skipped: u64,
+    /// Churn's new clients may miss what was published before their join took effect
+    /// (`Member::lenient_first`); soak turns this off: it counts every such miss as lost.
+    pub lenient_relaunch: bool,
 }
 
 impl Driver {
@@ -78,6 +88,7 @@ impl Driver {
             events: Events::with_capacity(EVENTS),
             ready_list: Vec::with_capacity(EVENTS),
             clients: Slab::new(),
+            polls: Slab::new(),
             rbuf: vec![0; READ_BUF_LEN],
             ctx: Ctx::new(groups),
             host: target.addrs[0].to_string(),
@@ -94,6 +105,7 @@ impl Driver {
             pad: "x".repeat(pad),
             packet: Vec::with_capacity(512),
             publish_skipped: 0,
+            lenient_relaunch: true,
         })
     }
 
@@ -116,7 +128,7 @@ impl Driver {
         let entry = self.clients.vacant_entry();
         let key = entry.key();
         let mut client = Client::new(stream, group, now, self.serial);
-        client.lenient_first = lenient_first;
+        client.m.lenient_first = lenient_first;
         if let Err(e) = self.poll.registry().register(
             &mut client.stream,
             Token(key),
@@ -136,13 +148,53 @@ impl Driver {
         self.handshakes.push_back((deadline, key, self.serial));
     }
 
+    /// Starts one long-polling client into `group`: its two TCP connects (soak).
+    pub fn launch_poll(&mut self, group: u32, lenient_first: bool) {
+        let addr = self.target.addrs[self.serial as usize % self.target.addrs.len()];
+        self.serial += 1;
+        self.ctx.counters.launched += 1;
+        let (get, post) = match (TcpStream::connect(addr), TcpStream::connect(addr)) {
+            (Ok(g), Ok(p)) => (g, p),
+            (Err(e), _) | (_, Err(e)) => {
+                log::debug!("connect to {addr}: {e}");
+                self.ctx.counters.connect_failed += 1;
+                self.last_failure = Some(Gone::Io(e.kind()));
+                return;
+            }
+        };
+        let now = self.ctx.now_ns();
+        let entry = self.polls.vacant_entry();
+        let key = entry.key();
+        let mut c = PollClient::new(get, post, &self.host, group, now, self.serial);
+        c.m.lenient_first = lenient_first;
+        let reg = self.poll.registry();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = reg
+            .register(&mut c.get.stream, Token(POLL_BASE + 2 * key), both)
+            .and_then(|()| reg.register(&mut c.post.stream, Token(POLL_BASE + 2 * key + 1), both))
+        {
+            log::debug!("register: {e}");
+            self.ctx.counters.connect_failed += 1;
+            return;
+        }
+        entry.insert(c);
+        self.ctx.counters.in_progress += 1;
+        let deadline = now + self.handshake_timeout.as_nanos() as u64;
+        self.handshakes
+            .push_back((deadline, POLL_BASE + key, self.serial));
+    }
+
     /// Launches queued clients while fewer than `batch` handshakes are in progress.
     pub fn pump_launches(&mut self, batch: u64) {
         while self.ctx.counters.in_progress < batch {
-            let Some(g) = self.launch_queue.pop_front() else {
+            let Some((g, polling)) = self.launch_queue.pop_front() else {
                 break;
             };
-            self.launch(g, false);
+            if polling {
+                self.launch_poll(g, false);
+            } else {
+                self.launch(g, false);
+            }
         }
     }
 
@@ -151,18 +203,30 @@ impl Driver {
         let Some(c) = self.clients.try_remove(key) else {
             return;
         };
-        let g = &mut self.ctx.groups[c.group as usize];
+        let g = &mut self.ctx.groups[c.m.group as usize];
         if g.lead == Some(key) {
             g.lead = None;
         }
-        if c.phase == Phase::Ready {
-            g.ready -= 1;
+        self.forget(&c.m, c.phase == Phase::Ready, why, on_purpose, false);
+    }
+
+    /// Removes a polling client; `on_purpose` (churn) first sends it a close packet.
+    pub fn close_poll(&mut self, key: usize, why: Gone, on_purpose: bool) {
+        let Some(mut c) = self.polls.try_remove(key) else {
+            return;
+        };
+        if on_purpose {
+            c.goodbye(&self.host);
+        }
+        self.forget(&c.m, c.phase == Phase::Ready, why, on_purpose, true);
+    }
+
+    /// The bookkeeping of a removed client.
+    fn forget(&mut self, m: &Member, ready: bool, why: Gone, on_purpose: bool, polling: bool) {
+        if ready {
+            self.ctx.leave(m, on_purpose);
             if on_purpose {
                 self.ctx.counters.churned += 1;
-                let from = c.track.next.unwrap_or(c.track.first) as usize;
-                for m in g.msgs.iter_mut().skip(from) {
-                    self.ctx.totals.unexpect(m);
-                }
             } else {
                 if self.ctx.counters.server_closed < 5 {
                     log::warn!("a connected client was disconnected: {why:?}");
@@ -173,10 +237,10 @@ impl Driver {
             self.ctx.counters.in_progress -= 1;
             self.ctx.counters.connect_failed += 1;
             self.last_failure = Some(why);
-            log::debug!("client failed in {:?}: {why:?}", c.phase);
+            log::debug!("client failed before it was ready: {why:?}");
             if !self.ctx.loaded && self.retries_left > 0 {
                 self.retries_left -= 1;
-                self.launch_queue.push_back(c.group);
+                self.launch_queue.push_back((m.group, polling));
             }
         }
     }
@@ -203,6 +267,26 @@ impl Driver {
                 self.on_api(t - API_BASE, readable, writable);
                 continue;
             }
+            if t >= POLL_BASE {
+                let (key, side) = ((t - POLL_BASE) / 2, (t - POLL_BASE) % 2);
+                let side = if side == 0 { Side::Get } else { Side::Post };
+                // A stale token, as below.
+                let Some(c) = self.polls.get_mut(key) else {
+                    continue;
+                };
+                let res = c.on_event(
+                    side,
+                    readable,
+                    writable,
+                    &mut self.rbuf,
+                    &mut self.ctx,
+                    &self.host,
+                );
+                if let Err(why) = res {
+                    self.close_poll(key, why, false);
+                }
+                continue;
+            }
             // A stale token: the client was closed earlier in this batch.
             let Some(c) = self.clients.get_mut(t) else {
                 continue;
@@ -224,7 +308,14 @@ impl Driver {
                 break;
             }
             self.handshakes.pop_front();
-            if let Some(c) = self.clients.get(key) {
+            if key >= POLL_BASE {
+                let key = key - POLL_BASE;
+                if let Some(c) = self.polls.get(key) {
+                    if c.serial == serial && c.phase != Phase::Ready {
+                        self.close_poll(key, Gone::Timeout, false);
+                    }
+                }
+            } else if let Some(c) = self.clients.get(key) {
                 if c.serial == serial && c.phase != Phase::Ready {
                     self.close(key, Gone::Timeout, false);
                 }
@@ -235,12 +326,23 @@ impl Driver {
     /// Publishes the next message of group `gi` from its lead client, with a `room` field
     /// when `room` (chat-rooms). Returns `false` when the publisher is gone.
     pub fn publish(&mut self, gi: usize, room: bool) -> bool {
+        let room_name = room.then(|| format!("r{gi}"));
+        self.publish_from(gi, gi, room_name.as_deref())
+    }
+
+    /// Publishes the next message booked in group `book` from the lead of group `from`,
+    /// relayed to `room` (or to `bench` without one). Returns `false` when the publisher is
+    /// gone.
+    pub fn publish_from(&mut self, book: usize, from: usize, room: Option<&str>) -> bool {
         let now = self.ctx.now_ns();
-        let g = &mut self.ctx.groups[gi];
-        let Some(lead) = g.lead.filter(|&k| self.clients[k].phase == Phase::Ready) else {
+        let lead = self.ctx.groups[from]
+            .lead
+            .filter(|&k| self.clients[k].phase == Phase::Ready);
+        let Some(lead) = lead else {
             self.publish_skipped += 1;
             return false;
         };
+        let g = &mut self.ctx.groups[book];
         let seq = g.msgs.len() as u64;
         let m = MsgStat {
             t: now,
@@ -255,8 +357,7 @@ impl Driver {
         self.ctx.totals.first_publish.get_or_insert(now);
         self.packet.clear();
         self.packet.extend_from_slice(b"42[\"bench:publish\",");
-        let room_name = room.then(|| format!("r{gi}"));
-        wire::write_payload(&mut self.packet, room_name.as_deref(), seq, now, &self.pad);
+        wire::write_payload(&mut self.packet, room, seq, now, &self.pad);
         self.packet.push(b']');
         let packet = std::mem::take(&mut self.packet);
         let res = self.clients[lead].send_text(&mut self.ctx, &packet);
@@ -267,20 +368,34 @@ impl Driver {
         true
     }
 
-    /// Closes a random connected client that publishes nothing, and starts a new one in its
-    /// group (churn).
+    /// Closes a random connected client that publishes nothing, and starts a new one of
+    /// the same kind (WebSocket or polling) in its group (churn).
     pub fn churn_one(&mut self) {
+        let (ws, polls) = (self.clients.capacity(), self.polls.capacity());
         for _ in 0..64 {
-            let k = self.ctx.rng.below(self.clients.capacity());
+            let k = self.ctx.rng.below(ws + polls);
+            if k >= ws {
+                let k = k - ws;
+                let Some(c) = self.polls.get(k) else {
+                    continue;
+                };
+                if c.phase != Phase::Ready {
+                    continue;
+                }
+                let g = c.m.group;
+                self.close_poll(k, Gone::ServerClosed, true);
+                self.launch_poll(g, self.lenient_relaunch);
+                return;
+            }
             let Some(c) = self.clients.get(k) else {
                 continue;
             };
-            let g = c.group;
+            let g = c.m.group;
             if c.phase != Phase::Ready || self.ctx.groups[g as usize].lead == Some(k) {
                 continue;
             }
             self.close(k, Gone::ServerClosed, true);
-            self.launch(g, true);
+            self.launch(g, self.lenient_relaunch);
             return;
         }
     }

@@ -9,9 +9,11 @@
 mod api;
 mod client;
 mod driver;
+mod poll;
 mod procfs;
 mod report;
 mod scenario;
+mod soak;
 mod stats;
 mod suite;
 mod svg;
@@ -42,7 +44,7 @@ enum Cmd {
 #[argh(subcommand, name = "run")]
 struct RunCmd {
     /// scenarios, comma separated, or `all`: room-broadcast, chat-rooms, notify, churn, idle,
-    /// capacity
+    /// capacity; and soak (not in `all`: bench/soak.sh)
     #[argh(option, default = "String::from(\"room-broadcast\")")]
     scenarios: String,
     /// client counts N, comma separated (default 1000)
@@ -78,6 +80,21 @@ struct RunCmd {
     /// churn: room broadcast messages per second meanwhile (default 10)
     #[argh(option, default = "10.0")]
     churn_msg_rate: f64,
+    /// soak: seconds per report row (default 60)
+    #[argh(option, default = "60.0")]
+    soak_row: f64,
+    /// soak: rows before the RSS baseline; drift is from the end of that row (default 5)
+    #[argh(option, default = "5")]
+    soak_warmup_rows: usize,
+    /// soak: percent of clients on Engine.IO long-polling (default 5)
+    #[argh(option, default = "5.0")]
+    poll_pct: f64,
+    /// soak: percent of clients replaced by new sessions each second (default 1)
+    #[argh(option, default = "1.0")]
+    churn_pct: f64,
+    /// soak: shell command run once in the background halfway through the load
+    #[argh(option)]
+    at_half: Option<String>,
     /// capacity: deliveries per second offered, whatever N (default 4000000: above what
     /// any of the three servers sustains on one core)
     #[argh(option, default = "4_000_000.0")]
@@ -219,7 +236,9 @@ where
 }
 
 fn run(r: RunCmd) -> Result<ExitCode, String> {
-    let scenarios = list(&r.scenarios, &Scenario::ALL, Scenario::parse)?;
+    // `all` is the suite of bench/run.sh; soak (the last) is a long run of its own.
+    let suite = &Scenario::ALL[..Scenario::ALL.len() - 1];
+    let scenarios = list(&r.scenarios, suite, Scenario::parse)?;
     let clients = list(&r.clients, &[], |x| {
         x.parse::<usize>()
             .ok()
@@ -267,6 +286,13 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
         progress: !r.quiet,
         server_core: None,
         auth: r.auth.clone(),
+        soak: soak::SoakParams {
+            row_s: r.soak_row,
+            warmup_rows: r.soak_warmup_rows,
+            poll_pct: r.poll_pct.clamp(0.0, 100.0),
+            churn_pct: r.churn_pct.max(0.0),
+            at_half: r.at_half.clone(),
+        },
     };
     let results = if let Some(addr) = &r.addr {
         external(&r, addr, &base, &scenarios, &clients)?

@@ -301,6 +301,12 @@ pub fn clean(r: &Value) -> Result<(), String> {
             problems.push(format!("{k} = {}", n(k)));
         }
     }
+    if let Some(code) = r["at_half"]["exit"].as_i64().filter(|&c| c != 0) {
+        problems.push(format!("the at-half command exited {code}"));
+    }
+    if r.get("at_half").is_some() && r["at_half"]["exit"].is_null() {
+        problems.push("the at-half command was killed by a signal".to_owned());
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -326,6 +332,9 @@ pub fn summary(r: &Value) -> String {
     if r["ok"] != json!(true) {
         s += &format!(", FAILED: {}", f(&r["error"]));
         return s;
+    }
+    if r["scenario"] == json!("soak") {
+        return s + "\n" + &crate::soak::table(r);
     }
     if r["scenario"] == json!("idle") {
         s += &format!(

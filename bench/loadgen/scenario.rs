@@ -23,16 +23,22 @@ pub enum Scenario {
     /// Room broadcast offered above every server's capacity (`capacity_offered` deliveries/s
     /// whatever N) for `capacity_duration`: deliveries/s is then what the server sustains.
     Capacity,
+    /// The long run of docs/RELIABILITY.md: room broadcasts and chat rooms together, churn,
+    /// a share of polling clients, per-row RSS and latency (bench/loadgen/soak.rs).
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    /// Every scenario; `all` on the command line means the first six (soak is a long run of
+    /// its own, bench/soak.sh).
+    pub const ALL: [Scenario; 7] = [
         Scenario::RoomBroadcast,
         Scenario::ChatRooms,
         Scenario::Notify,
         Scenario::Churn,
         Scenario::Idle,
         Scenario::Capacity,
+        Scenario::Soak,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +49,7 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Idle => "idle",
             Scenario::Capacity => "capacity",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -89,6 +96,8 @@ pub struct Params {
     pub auth: Option<String>,
     /// The core the server is pinned to, for its busy/softirq/steal percentages.
     pub server_core: Option<usize>,
+    /// soak: what else it needs.
+    pub soak: crate::soak::SoakParams,
 }
 
 /// Open files beyond the clients: the poll, API connections, stdio, the server pipe.
@@ -127,6 +136,7 @@ pub fn run(p: &Params, target: Target, server_pid: Option<u32>) -> (Value, Optio
         Scenario::ChatRooms => out["room_size"] = json!(p.room_size),
         Scenario::Notify => out["api_conns"] = json!(p.api_conns),
         Scenario::Churn => out["churn_rate"] = json!(p.churn_rate),
+        Scenario::Soak => out["room_size"] = json!(p.room_size),
         _ => {}
     }
     match run_inner(p, target, server_pid, &mut out) {
@@ -165,13 +175,20 @@ fn run_inner(
             ));
         }
     }
+    let rooms = p.clients.div_ceil(p.room_size.max(1));
     let groups = match p.scenario {
-        Scenario::ChatRooms => p.clients.div_ceil(p.room_size.max(1)),
+        Scenario::ChatRooms => rooms,
+        // The chat rooms, then the book of room `bench`.
+        Scenario::Soak => rooms + 1,
         Scenario::Notify => p.clients,
         _ => 1,
     };
     let mut d = Box::new(Driver::new(target, groups, p.pad).map_err(|e| (e.to_string(), None))?);
-    d.ctx.join_rooms = p.scenario == Scenario::ChatRooms;
+    d.ctx.join_rooms = matches!(p.scenario, Scenario::ChatRooms | Scenario::Soak);
+    if p.scenario == Scenario::Soak {
+        d.ctx.bench_group = Some(rooms);
+        d.lenient_relaunch = false;
+    }
     d.ctx.keep_sids = p.scenario == Scenario::Notify;
     if let Some(auth) = &p.auth {
         d.ctx.connect_packet = format!("40{auth}").into_bytes();
@@ -181,11 +198,12 @@ fn run_inner(
     // Connect the population in batches.
     for i in 0..p.clients {
         let g = match p.scenario {
-            Scenario::ChatRooms => i / p.room_size.max(1),
+            Scenario::ChatRooms | Scenario::Soak => i / p.room_size.max(1),
             Scenario::Notify => i,
             _ => 0,
         };
-        d.launch_queue.push_back(g as u32);
+        let polling = p.scenario == Scenario::Soak && p.soak.polls(i, p.room_size);
+        d.launch_queue.push_back((g as u32, polling));
     }
     d.retries_left = (p.clients as u64 / 20).max(20);
     let overflows0 = procfs::listen_overflows();
@@ -268,7 +286,11 @@ fn run_inner(
         return Ok(d);
     }
 
-    load(p, &mut d, pid_s, out);
+    if p.scenario == Scenario::Soak {
+        crate::soak::load(p, &mut d, pid_s, out);
+    } else {
+        load(p, &mut d, pid_s, out);
+    }
     Ok(d)
 }
 
@@ -288,7 +310,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
         Scenario::ChatRooms => p.room_rate * groups as f64,
         Scenario::Notify => p.notify_rate,
         Scenario::Churn => p.churn_msg_rate,
-        Scenario::Idle => 0.0,
+        Scenario::Idle | Scenario::Soak => 0.0,
         Scenario::Capacity => p.capacity_offered / p.clients.max(1) as f64,
     };
     let duration = p.load_seconds();
@@ -340,7 +362,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
                     d.publish((k % groups as u64) as usize, true);
                 }
                 Scenario::Notify => d.notify((k % groups as u64) as usize),
-                Scenario::Idle => {}
+                Scenario::Idle | Scenario::Soak => {}
             }
             k += 1;
             burst += 1;

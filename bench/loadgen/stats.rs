@@ -53,6 +53,13 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// Forgets every value (a new report interval).
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
+        self.count = 0;
+        self.max = 0;
+    }
+
     pub fn count(&self) -> u64 {
         self.count
     }
