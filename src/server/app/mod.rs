@@ -92,6 +92,13 @@ impl Server {
         if args.is_empty() {
             return;
         }
+        if self
+            .sockets
+            .get(sock)
+            .is_some_and(|x| self.admin.is_ns(x.ns))
+        {
+            return self.admin_command(sock, args);
+        }
         let first = args.remove(0);
         let name = event_name(&first);
         match (self.config.profile, name.as_ref()) {
