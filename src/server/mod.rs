@@ -120,7 +120,7 @@ impl Server {
             sockets: Sockets::new(&namespaces),
             stores: Stores::new(&config),
             app: app::State::default(),
-            admin: admin::Admin::new(admin_ns),
+            admin: admin::Admin::new(admin_ns, &config, &waker),
             cluster: cluster::Cluster::new(config.node_id.clone(), waker),
             session_checks,
             verifier: Verifier::new(&config),
@@ -162,6 +162,7 @@ impl Server {
                     WAKER => {
                         self.drain_cluster();
                         self.drain_session_checks();
+                        self.drain_admin_logins();
                     }
                     Token(t) if t >= FIRST_CONN => {
                         let key = t - FIRST_CONN;

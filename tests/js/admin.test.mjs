@@ -250,3 +250,21 @@ test('read-only: no command is advertised and commands are ignored', async () =>
   assert.equal(d.connected, true);
   assert.equal(adm.events.some((e) => e[0] === 'room_joined' && e[2] === 'ro-room'), false);
 });
+
+test('a slow password check runs off the loop: packets behind the admin CONNECT are served first', { timeout: 30_000 }, async () => {
+  // Cost 12: a few hundred ms per check. The admin CONNECT and a client event travel in this
+  // order on one Engine.IO session, which the server reads in order: the event's ack comes
+  // back first only if the check did not hold the loop.
+  const slow = await startServer([], { ...ADMIN_ENV, SOCKET_IO_ADMIN_PASSWORD_HASH: bcrypt.hashSync(PASSWORD, 12) });
+  try {
+    const u = await user(slow.url, 'slow-u');
+    const order = [];
+    const adm = sockets.add(u.io.socket('/admin', { auth: { username: 'admin', password: PASSWORD } }));
+    const loggedIn = connected(adm).then(() => order.push('admin'));
+    await emitAck(u, 'admin-test:ping', [{}]).then(() => order.push('client'));
+    await loggedIn;
+    assert.deepEqual(order, ['client', 'admin']);
+  } finally {
+    await slow.stop();
+  }
+});

@@ -20,10 +20,12 @@
 //! with the CONNECT auth, never with the client token path. Every hook in the other flows is
 //! guarded by [`Admin::watching`] (is any admin connected?), so with no admin the namespace
 //! costs one comparison per connect, disconnect and room change, and nothing per packet:
-//! the aggregated counts are read from the metrics counters by the 2 s stats timer.
+//! the aggregated counts are read from the metrics counters by the 2 s stats timer. The
+//! bcrypt check runs on a helper thread (login.rs); the CONNECT waits parked meanwhile.
 //! `event_received` / `event_sent` (message contents) are not sent.
 
 mod commands;
+mod login;
 mod stats;
 
 use super::sockets::Socket;
@@ -32,7 +34,7 @@ use crate::socketio::{self as sio, PacketType};
 use crate::timer::Timer;
 use serde_json::{json, Value};
 use stats::Snapshot;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -41,9 +43,6 @@ const STATS_EVERY: Duration = Duration::from_secs(2);
 /// Session ids handed out after a password login, kept so the UI's reconnect with
 /// `{sessionId}` skips the bcrypt check (the reference's in-memory store; bounded here).
 const MAX_SESSIONS: usize = 256;
-/// Password checks (bcrypt, run on the loop) allowed per second; more are refused unchecked,
-/// so a flood of logins cannot hold the loop.
-const LOGINS_PER_SECOND: u32 = 5;
 /// The reference's exact refusal; the UI shows "Invalid credentials" only for this message.
 pub const INVALID_CREDENTIALS: &str = "invalid credentials";
 /// The reference truncates the Engine.IO id it shows as `clientId` (the full id is a
@@ -62,15 +61,48 @@ pub struct Admin {
     baseline: Snapshot,
     /// The stats timer is armed.
     ticking: bool,
-    /// (window start, password checks in it).
-    logins: (Instant, u32),
+    /// The password check thread (basic auth only).
+    checker: Option<login::Checker>,
+    /// CONNECTs waiting for their password check, by check id.
+    parked: HashMap<u64, Parked>,
+    next_check: u64,
     started: Instant,
     hostname: String,
 }
 
+/// A CONNECT to the admin namespace waiting for its password check.
+#[derive(Debug)]
+struct Parked {
+    session: usize,
+    /// The session's id: a slot reused by a later session has another.
+    sid: String,
+    name: String,
+    ns: usize,
+    auth: Value,
+}
+
 impl Admin {
-    /// `ns` is the admin namespace's index when it is configured.
-    pub fn new(ns: Option<usize>) -> Self {
+    /// `ns` is the admin namespace's index when it is configured; with basic auth the
+    /// password check thread starts (it wakes the loop through `waker`).
+    pub fn new(
+        ns: Option<usize>,
+        config: &crate::config::Config,
+        waker: &std::sync::Arc<mio::Waker>,
+    ) -> Self {
+        let hash = config
+            .admin
+            .as_ref()
+            .and_then(|a| a.auth.as_ref())
+            .map(|b| b.password_hash.clone());
+        let checker = hash.and_then(|h| {
+            login::Checker::spawn(h, std::sync::Arc::clone(waker))
+                .map_err(|e| {
+                    log::error!(
+                        "cannot start the admin login thread: {e}; admin logins will be refused"
+                    )
+                })
+                .ok()
+        });
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".into());
@@ -80,7 +112,9 @@ impl Admin {
             sessions: VecDeque::new(),
             baseline: Snapshot::default(),
             ticking: false,
-            logins: (Instant::now(), 0),
+            checker,
+            parked: HashMap::new(),
+            next_check: 0,
             started: Instant::now(),
             hostname,
         }
@@ -108,15 +142,6 @@ impl Admin {
         }
         self.sessions.push_back(id);
     }
-
-    /// Spends one password check of this second's budget; `false` when it is spent.
-    fn take_login(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.logins.0) >= Duration::from_secs(1) {
-            self.logins = (now, 0);
-        }
-        self.logins.1 += 1;
-        self.logins.1 <= LOGINS_PER_SECOND
-    }
 }
 
 /// What a CONNECT's auth proves.
@@ -124,34 +149,56 @@ enum Login {
     /// Accepted; `Some` is a new session id to announce (a password login).
     Ok(Option<String>),
     Refused,
+    /// Waiting for the password check thread.
+    Parked,
 }
 
 impl Server {
     /// A CONNECT to the admin namespace (`ns`), answered here instead of by the client
-    /// authentication path.
+    /// authentication path (at once, or when its password check comes back).
     pub(crate) fn admin_connect(&mut self, s: usize, name: &str, ns: usize, auth: Value) {
-        let login = self.admin_login(&auth);
-        let Login::Ok(session) = login else {
-            self.metrics.auth_failures += 1;
-            log::warn!(
-                "refused admin login on session {}: {INVALID_CREDENTIALS}",
-                self.engine.sid(s)
-            );
-            let body = json!({ "message": INVALID_CREDENTIALS });
-            let msg = sio::message(
-                PacketType::ConnectError,
-                name,
-                None,
-                Some(&body),
-                Vec::new(),
-            );
-            self.send(s, &Rc::new(msg));
-            return;
-        };
+        match self.admin_login(s, name, ns, &auth) {
+            Login::Ok(session) => self.admin_accept(s, name, ns, auth, session),
+            Login::Refused => self.admin_refuse(s, name),
+            Login::Parked => {}
+        }
+    }
+
+    fn admin_refuse(&mut self, s: usize, name: &str) {
+        self.metrics.auth_failures += 1;
+        log::warn!(
+            "refused admin login on session {}: {INVALID_CREDENTIALS}",
+            self.engine.sid(s)
+        );
+        let body = json!({ "message": INVALID_CREDENTIALS });
+        let msg = sio::message(
+            PacketType::ConnectError,
+            name,
+            None,
+            Some(&body),
+            Vec::new(),
+        );
+        self.send(s, &Rc::new(msg));
+    }
+
+    /// Connects an admin socket and starts reporting to it.
+    fn admin_accept(
+        &mut self,
+        s: usize,
+        name: &str,
+        ns: usize,
+        auth: Value,
+        session: Option<String>,
+    ) {
+        let already = self.engine.socket_in(s, ns).is_some();
+        // A CONNECT repeated while the first waited is answered like any repeat.
         self.connect_as(s, name, auth, Ok(None));
         let Some(sock) = self.engine.socket_in(s, ns) else {
             return;
         };
+        if already {
+            return;
+        }
         log::info!("admin UI connected on session {}", self.engine.sid(s));
         // The UI attaches its listeners on `connect`: these follow the CONNECT packet.
         if let Some(id) = session {
@@ -175,13 +222,42 @@ impl Server {
         }
     }
 
+    /// Completes the admin CONNECTs whose password checks were answered (after a wake).
+    pub(crate) fn drain_admin_logins(&mut self) {
+        loop {
+            let Some((id, ok)) = self
+                .admin
+                .checker
+                .as_ref()
+                .and_then(login::Checker::try_recv)
+            else {
+                return;
+            };
+            let Some(p) = self.admin.parked.remove(&id) else {
+                continue;
+            };
+            // The session may have ended (or its slot gone to another) while it waited.
+            if self.engine.by_sid(&p.sid) != Some(p.session) {
+                continue;
+            }
+            if ok {
+                let id = crate::engineio::new_id();
+                self.admin.remember_session(id.clone());
+                self.admin_accept(p.session, &p.name, p.ns, p.auth, Some(id));
+            } else {
+                self.admin_refuse(p.session, &p.name);
+            }
+            self.reap();
+        }
+    }
+
     fn admin_read_only(&self) -> bool {
         self.config.admin.as_ref().is_some_and(|a| a.read_only)
     }
 
     /// Checks the CONNECT auth as the reference's basic auth does: a known `sessionId`, else
-    /// `username` and a `password` matching the bcrypt hash.
-    fn admin_login(&mut self, auth: &Value) -> Login {
+    /// `username`, then the `password` against the bcrypt hash on the check thread.
+    fn admin_login(&mut self, s: usize, name: &str, ns: usize, auth: &Value) -> Login {
         let Some(settings) = self.config.admin.as_ref() else {
             return Login::Refused;
         };
@@ -198,21 +274,43 @@ impl Server {
         let (Some(user), Some(password)) = (user, password) else {
             return Login::Refused;
         };
-        // Both compared every time, so the answer's timing does not tell which was wrong.
-        let user_ok = subtle::ConstantTimeEq::ct_eq(user.as_bytes(), basic.username.as_bytes());
-        let hash = basic.password_hash.clone();
-        if !self.admin.take_login(Instant::now()) {
-            log::warn!("admin login checks over {LOGINS_PER_SECOND}/s; refusing unchecked");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            user.as_bytes(),
+            basic.username.as_bytes(),
+        )) {
             return Login::Refused;
         }
-        let password_ok = bcrypt::verify(password, &hash).unwrap_or(false);
-        if bool::from(user_ok) && password_ok {
-            let id = crate::engineio::new_id();
-            self.admin.remember_session(id.clone());
-            Login::Ok(Some(id))
-        } else {
-            Login::Refused
+        let sid = self.engine.sid(s).to_owned();
+        let admin = &mut self.admin;
+        // A repeated CONNECT while the first waits is not checked twice.
+        if admin
+            .parked
+            .values()
+            .any(|p| p.session == s && p.sid == sid)
+        {
+            return Login::Parked;
         }
+        admin.next_check += 1;
+        let id = admin.next_check;
+        let queued = admin
+            .checker
+            .as_ref()
+            .is_some_and(|c| c.check(id, password.to_owned()));
+        if !queued {
+            log::warn!("admin login checks are queued to the limit; refusing unchecked");
+            return Login::Refused;
+        }
+        admin.parked.insert(
+            id,
+            Parked {
+                session: s,
+                sid,
+                name: name.to_owned(),
+                ns,
+                auth: auth.clone(),
+            },
+        );
+        Login::Parked
     }
 
     /// Sends one admin event to every watching admin socket (encoded once).
