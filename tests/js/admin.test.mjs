@@ -268,3 +268,18 @@ test('a slow password check runs off the loop: packets behind the admin CONNECT 
     await slow.stop();
   }
 });
+
+test('--admin-no-auth (development): any CONNECT gets config, and no session id', async () => {
+  const open = await startServer(['--admin-no-auth', '--admin-namespace', '/ops'], { JWT_SECRET: SECRET });
+  try {
+    const adm = sockets.add(client(`${open.url}/ops`));
+    const events = [];
+    adm.once('connect', () => adm.onAny((name) => events.push(name)));
+    const all = once(adm, 'all_sockets');
+    await connected(adm);
+    await all;
+    assert.deepEqual(events.slice(0, 2), ['config', 'all_sockets']);
+  } finally {
+    await open.stop();
+  }
+});
