@@ -131,6 +131,7 @@ impl Server {
             shutting_down: false,
         };
         server.start_cluster();
+        server.start_admin();
         Ok(server)
     }
 

@@ -28,6 +28,7 @@ mod commands;
 mod login;
 mod stats;
 
+use super::deliver::Emit;
 use super::sockets::Socket;
 use super::Server;
 use crate::socketio::{self as sio, PacketType};
@@ -398,14 +399,41 @@ impl Server {
         })
     }
 
-    /// The stats timer: report to every watcher and re-arm, or stop when none is left.
+    /// With Redis, every node reports its `server_stats` to the admin namespace of all nodes
+    /// (as Node's `instrument()` does through the adapter), so a UI connected to any node
+    /// lists them all: the timer then runs from the start, one small publish every 2 s.
+    fn admin_clustered(&self) -> bool {
+        self.admin.ns.is_some() && self.config.redis_url.is_some()
+    }
+
+    /// Arms the stats timer at start when this node reports to the cluster.
+    pub(crate) fn start_admin(&mut self) {
+        if self.admin_clustered() {
+            self.admin.ticking = true;
+            self.timers
+                .at(Instant::now() + STATS_EVERY, Timer::AdminStats);
+        }
+    }
+
+    /// The stats timer: report and re-arm, or stop when nobody can be listening.
     pub(crate) fn on_admin_stats(&mut self, now: Instant) {
-        if !self.admin.watching() {
+        let clustered = self.admin_clustered();
+        if !self.admin.watching() && !clustered {
             self.admin.ticking = false;
             return;
         }
         let stats = self.admin_server_stats(true);
-        self.admin_emit("server_stats", &[stats]);
+        match self.admin.ns {
+            Some(ns) if clustered => {
+                // Published for the other nodes' admins and sent to ours; volatile, so never
+                // kept for recovery (no offset argument).
+                let mut e = Emit::to_rooms(ns, "server_stats", vec![stats], Vec::new());
+                e.all = true;
+                e.volatile = true;
+                self.deliver(&e);
+            }
+            _ => self.admin_emit("server_stats", &[stats]),
+        }
         self.timers.at(now + STATS_EVERY, Timer::AdminStats);
     }
 
