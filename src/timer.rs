@@ -52,6 +52,8 @@ pub enum Timer {
     Maintenance,
     /// A database session check got no answer in time.
     SessionCheck { id: u64 },
+    /// Send `server_stats` to the connected Admin UIs (armed only while one is connected).
+    AdminStats,
 }
 
 #[derive(Default)]

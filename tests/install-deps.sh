@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing (a fresh machine): Node.js and npm,
-# redis-server (apt-get), and the Tansu Kafka-compatible broker (cargo install, cached in
+# redis-server and chromium (apt-get), and the Tansu Kafka-compatible broker (cargo install, cached in
 # ~/.cargo/bin afterwards; the build takes several minutes). Idempotent: does nothing when
 # everything is there. Used by tests/run.sh and .ci/run.
 set -euo pipefail
@@ -22,6 +22,10 @@ fi
 if ! command -v redis-server >/dev/null; then
   echo "tests/install-deps.sh: installing redis-server (the Redis tests start their own on a loopback port)"
   apt_install redis-server || fail "could not install redis-server (apt-get install redis-server)"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "tests/install-deps.sh: installing chromium (the Admin UI browser test drives it headless)"
+  apt_install chromium || fail "could not install chromium (apt-get install chromium)"
 fi
 if ! command -v tansu >/dev/null; then
   echo "tests/install-deps.sh: installing tansu 0.6.0 (several minutes, once)"

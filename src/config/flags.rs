@@ -150,6 +150,25 @@ pub struct Flags {
     /// [SOCKET_IO_PUBLIC_METRICS=1]
     #[argh(switch)]
     pub public_metrics: bool,
+    /// serve the Socket.IO Admin UI protocol on this namespace (needs a username and password
+    /// hash, or --admin-no-auth) [SOCKET_IO_ADMIN_NAMESPACE] (default /admin when enabled)
+    #[argh(option)]
+    pub admin_namespace: Option<String>,
+    /// the Admin UI login name; with a password hash it enables the admin namespace
+    /// [SOCKET_IO_ADMIN_USERNAME]
+    #[argh(option)]
+    pub admin_username: Option<String>,
+    /// bcrypt hash of the Admin UI password [SOCKET_IO_ADMIN_PASSWORD_HASH]
+    #[argh(option)]
+    pub admin_password_hash: Option<String>,
+    /// enable the admin namespace without a login (local development only)
+    /// [SOCKET_IO_ADMIN_NO_AUTH=1]
+    #[argh(switch)]
+    pub admin_no_auth: bool,
+    /// admin namespace shows but cannot act: no emit, join, leave or disconnect
+    /// [SOCKET_IO_ADMIN_READ_ONLY=1]
+    #[argh(switch)]
+    pub admin_read_only: bool,
     /// log filter such as `info` or `sio_edge=debug,warn` [RUST_LOG] (default info)
     #[argh(option)]
     pub log: Option<String>,

@@ -4,7 +4,7 @@
 //! the node id), and with several bad settings the first one in this order is the one reported.
 
 use super::env::{comma_list, Env};
-use super::{Config, ConfigError, Cors, Flags, KafkaSettings, Profile};
+use super::{Admin, AdminAuth, Config, ConfigError, Cors, Flags, KafkaSettings, Profile};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,6 +103,63 @@ pub(super) fn edge(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
         e.internal_addr = Some(addr);
     }
     e.public_metrics = env.switch(f.public_metrics, "SOCKET_IO_PUBLIC_METRICS");
+    Ok(())
+}
+
+/// The Admin UI namespace: on with a username and a bcrypt password hash, or with
+/// `--admin-no-auth`; otherwise it does not exist. Its name may not shadow a served namespace.
+pub(super) fn admin(c: &mut Config, f: &mut Flags, env: &Env) -> Step {
+    let username = env.or(f.admin_username.take(), "SOCKET_IO_ADMIN_USERNAME");
+    let hash = env.or(
+        f.admin_password_hash.take(),
+        "SOCKET_IO_ADMIN_PASSWORD_HASH",
+    );
+    let no_auth = env.switch(f.admin_no_auth, "SOCKET_IO_ADMIN_NO_AUTH");
+    let namespace = env.or(f.admin_namespace.take(), "SOCKET_IO_ADMIN_NAMESPACE");
+    let read_only = env.switch(f.admin_read_only, "SOCKET_IO_ADMIN_READ_ONLY");
+    let auth = match (username, hash) {
+        (Some(username), Some(password_hash)) => {
+            if password_hash.parse::<bcrypt::HashParts>().is_err() {
+                return Err(bad(
+                    "SOCKET_IO_ADMIN_PASSWORD_HASH must be a bcrypt hash such as $2b$10$...",
+                ));
+            }
+            Some(AdminAuth {
+                username,
+                password_hash,
+            })
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(bad(
+                "SOCKET_IO_ADMIN_USERNAME and SOCKET_IO_ADMIN_PASSWORD_HASH go together",
+            ))
+        }
+        (None, None) if no_auth => None,
+        (None, None) => {
+            if namespace.is_some() || read_only {
+                return Err(bad(
+                    "the admin namespace needs SOCKET_IO_ADMIN_USERNAME and SOCKET_IO_ADMIN_PASSWORD_HASH (or --admin-no-auth for development)",
+                ));
+            }
+            return Ok(());
+        }
+    };
+    let namespace = namespace.unwrap_or_else(|| "/admin".into());
+    if !namespace.starts_with('/') || namespace.contains(',') || namespace.len() > 128 {
+        return Err(bad(format!(
+            "admin namespace {namespace:?} must start with '/', have no ',' and be at most 128 bytes"
+        )));
+    }
+    if c.namespaces.contains(&namespace) {
+        return Err(bad(format!(
+            "admin namespace {namespace:?} is already an application namespace"
+        )));
+    }
+    c.admin = Some(Admin {
+        namespace,
+        auth,
+        read_only,
+    });
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! - flags.rs: the [`Flags`] the binary parses.
 //! - env.rs: a flag, else its variable; numbers, switches and comma lists.
 //! - merge.rs: one function per concern (listen, auth, session check, Engine.IO, namespaces, limits, stores,
-//!   node id, Redis, Kafka, switches) and the final cross-setting checks.
+//!   node id, Redis, Kafka, switches, the admin UI namespace) and the final cross-setting checks.
 
 mod env;
 mod flags;
@@ -66,6 +66,36 @@ pub struct Config {
     pub edge: Edge,
     /// The app's session endpoint for database sessions, when configured.
     pub session_check: Option<crate::session_check::Settings>,
+    /// The Socket.IO Admin UI namespace; `None` (the default) means it does not exist.
+    pub admin: Option<Admin>,
+}
+
+/// The Socket.IO Admin UI's namespace (`@socket.io/admin-ui`'s `instrument()` protocol).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Namespace name, `/admin` by default.
+    pub namespace: String,
+    /// `None` only with `--admin-no-auth` (development).
+    pub auth: Option<AdminAuth>,
+    /// Advertise no commands and ignore them (the UI hides its actions).
+    pub read_only: bool,
+}
+
+/// Basic authentication of the admin namespace, as the reference's `auth: {type: "basic"}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminAuth {
+    pub username: String,
+    /// A bcrypt hash (`$2a$`, `$2b$`, `$2y$`), checked at start.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash stays out of logs and panics.
+        f.debug_struct("AdminAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a hostile peer meets: phase deadlines and where the internal routes are served.
@@ -156,6 +186,7 @@ impl Default for Config {
             log: "info".into(),
             edge: Edge::default(),
             session_check: None,
+            admin: None,
         }
     }
 }
@@ -191,6 +222,7 @@ impl Config {
         merge::kafka(&mut c, f, &env)?;
         merge::switches(&mut c, f, &env);
         merge::edge(&mut c, f, &env)?;
+        merge::admin(&mut c, f, &env)?;
         merge::validate(&c)?;
         Ok(c)
     }

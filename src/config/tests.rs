@@ -409,3 +409,76 @@ fn session_url_is_checked_at_start() {
         "invalid configuration: SOCKET_IO_SESSION_TIMEOUT must be above 0 ms"
     );
 }
+
+/// A bcrypt hash of "secret" at cost 4 (tests only).
+const ADMIN_HASH: &str = "$2b$04$zDxJbq1ktInyLKgT3IKx4eNfDhaw1qIlmMI9Lvmx0XqaDBB6BDBbq";
+
+#[test]
+fn admin_namespace_exists_only_when_configured() {
+    let c = cfg(Flags::default(), &[("JWT_SECRET", "s")]).unwrap();
+    assert!(c.admin.is_none());
+    let c = cfg(
+        Flags::default(),
+        &[
+            ("JWT_SECRET", "s"),
+            ("SOCKET_IO_ADMIN_USERNAME", "admin"),
+            ("SOCKET_IO_ADMIN_PASSWORD_HASH", ADMIN_HASH),
+        ],
+    )
+    .unwrap();
+    let admin = c.admin.unwrap();
+    assert_eq!(admin.namespace, "/admin");
+    assert_eq!(admin.auth.unwrap().username, "admin");
+    assert!(!admin.read_only);
+    let c = cfg(
+        Flags {
+            admin_no_auth: true,
+            admin_read_only: true,
+            admin_namespace: Some("/ops".into()),
+            ..Flags::default()
+        },
+        &[("JWT_SECRET", "s")],
+    )
+    .unwrap();
+    let admin = c.admin.unwrap();
+    assert_eq!((admin.namespace.as_str(), admin.read_only), ("/ops", true));
+    assert!(admin.auth.is_none());
+}
+
+#[test]
+fn admin_settings_are_checked() {
+    let only_user = cfg(
+        Flags::default(),
+        &[("JWT_SECRET", "s"), ("SOCKET_IO_ADMIN_USERNAME", "admin")],
+    );
+    assert!(only_user.unwrap_err().to_string().contains("go together"));
+    let bad_hash = cfg(
+        Flags::default(),
+        &[
+            ("JWT_SECRET", "s"),
+            ("SOCKET_IO_ADMIN_USERNAME", "admin"),
+            ("SOCKET_IO_ADMIN_PASSWORD_HASH", "plain"),
+        ],
+    );
+    assert!(bad_hash.unwrap_err().to_string().contains("bcrypt"));
+    let no_login = cfg(
+        Flags {
+            admin_read_only: true,
+            ..Flags::default()
+        },
+        &[("JWT_SECRET", "s")],
+    );
+    assert!(no_login
+        .unwrap_err()
+        .to_string()
+        .contains("--admin-no-auth"));
+    let shadow = cfg(
+        Flags {
+            admin_no_auth: true,
+            admin_namespace: Some("/".into()),
+            ..Flags::default()
+        },
+        &[("JWT_SECRET", "s")],
+    );
+    assert!(shadow.unwrap_err().to_string().contains("already"));
+}

@@ -9,6 +9,7 @@
 //! app      the platform's feature state (typing, calls, documents, quizzes, classes)
 //! Cluster  the Redis and Kafka helper threads and the work parked on their replies
 //! session  database session checks and the CONNECTs parked on them
+//! admin    the Socket.IO Admin UI namespace (only when configured)
 //! ```
 //!
 //! Cross-part flows are `impl Server` blocks in the sibling modules: `input` (bytes to the
@@ -18,6 +19,7 @@
 //! connection or session must end records the wish; [`Server::reap`] acts on it after each
 //! dispatch, so no flow finds state gone under its feet.
 
+mod admin;
 mod api;
 mod app;
 mod cluster;
@@ -32,7 +34,6 @@ mod sio;
 mod sockets;
 mod stores;
 
-use crate::auth::Verifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::timer::{Timer, Timers};
@@ -66,12 +67,13 @@ pub struct Server {
     stores: Stores,
     /// Feature state of the application layer.
     app: app::State,
+    /// The Admin UI namespace's watchers and stats (inert unless configured).
+    admin: admin::Admin,
     /// Redis and Kafka helper threads, when configured.
     cluster: cluster::Cluster,
-    /// Database session checks and the CONNECTs waiting on them.
-    session_checks: session::SessionChecks,
+    /// Token verification, database session checks and the CONNECTs waiting on them.
+    auth: session::SessionChecks,
     pub(crate) config: Config,
-    verifier: Verifier,
     metrics: Metrics,
     timers: Timers,
     shutting_down: bool,
@@ -97,21 +99,28 @@ impl Server {
         timers.at(Instant::now() + SWEEP_EVERY, Timer::Sweep);
         timers.at(Instant::now() + MAINTENANCE_EVERY, Timer::Maintenance);
         let session_checks = session::SessionChecks::start(&config, std::sync::Arc::clone(&waker));
+        // The admin namespace is served only when configured, after the application's.
+        let mut namespaces = config.namespaces.clone();
+        let admin_ns = config.admin.as_ref().map(|a| {
+            namespaces.push(a.namespace.clone());
+            namespaces.len() - 1
+        });
         let mut server = Server {
             io,
             engine: Engine::default(),
-            sockets: Sockets::new(&config.namespaces),
+            sockets: Sockets::new(&namespaces),
             stores: Stores::new(&config),
             app: app::State::default(),
+            admin: admin::Admin::new(admin_ns, &config, &waker),
             cluster: cluster::Cluster::new(config.node_id.clone(), waker),
-            session_checks,
-            verifier: Verifier::new(&config),
+            auth: session_checks,
             config,
             metrics: Metrics::default(),
             timers,
             shutting_down: false,
         };
         server.start_cluster();
+        server.start_admin();
         Ok(server)
     }
 
@@ -143,6 +152,7 @@ impl Server {
                     WAKER => {
                         self.drain_cluster();
                         self.drain_session_checks();
+                        self.drain_admin_logins();
                     }
                     Token(t) if t >= FIRST_CONN => {
                         let key = t - FIRST_CONN;
@@ -324,6 +334,7 @@ impl Server {
             } => self.on_upgrade_timeout(session, uid, conn, conn_uid),
             Timer::Sweep => self.sweep_idle(now),
             Timer::SessionCheck { id } => self.session_check_overdue(id),
+            Timer::AdminStats => self.on_admin_stats(now),
             Timer::ResumeAccept => {
                 if !self.shutting_down && self.io.resume_accept() {
                     self.accept(false);

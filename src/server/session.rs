@@ -39,8 +39,11 @@ struct InFlight {
     waiters: Vec<Waiter>,
 }
 
-/// The session-check part: the helper threads' handle, the cache and the parked CONNECTs.
+/// Who a CONNECT is: the token verifier, and the session-check helper threads' handle, their
+/// cache and the CONNECTs parked on them.
 pub(crate) struct SessionChecks {
+    /// JWS / JWE tokens and session cookies.
+    pub verifier: crate::auth::Verifier,
     /// `None` without `--session-url` (or when the threads could not start).
     checker: Option<Checker>,
     timeout: Duration,
@@ -70,6 +73,7 @@ impl SessionChecks {
             }
         });
         SessionChecks {
+            verifier: crate::auth::Verifier::new(config),
             checker,
             timeout: config
                 .session_check
@@ -94,7 +98,7 @@ impl Server {
         s: usize,
         auth: &Value,
     ) -> Option<(&'static str, String)> {
-        if self.session_checks.checker.is_none() || self.config.profile != Profile::Production {
+        if self.auth.checker.is_none() || self.config.profile != Profile::Production {
             return None;
         }
         if !matches!(auth.get("token"), None | Some(Value::Null)) {
@@ -126,7 +130,7 @@ impl Server {
         }
         let now = Instant::now();
         let key = cache::key(cookie, &value);
-        if let Some(answer) = self.session_checks.cache.get(&key, now) {
+        if let Some(answer) = self.auth.cache.get(&key, now) {
             let identity = answer.identity().map(Some);
             return self.connect_as(s, ns, auth, identity);
         }
@@ -136,7 +140,7 @@ impl Server {
             ns: ns.to_owned(),
             auth,
         };
-        let checks = &mut self.session_checks;
+        let checks = &mut self.auth;
         if let Some(id) = checks.by_key.get(&key) {
             if let Some(flight) = checks.pending.get_mut(id) {
                 // A repeated CONNECT of this session to this namespace is answered with the
@@ -179,12 +183,7 @@ impl Server {
     /// Completes the CONNECTs whose session checks were answered (after a wake).
     pub(crate) fn drain_session_checks(&mut self) {
         loop {
-            let Some((id, answer)) = self
-                .session_checks
-                .checker
-                .as_ref()
-                .and_then(Checker::try_recv)
-            else {
+            let Some((id, answer)) = self.auth.checker.as_ref().and_then(Checker::try_recv) else {
                 return;
             };
             self.session_answered(id, answer);
@@ -195,14 +194,14 @@ impl Server {
     /// A check's deadline passed: if it is still unanswered, its CONNECTs are refused (a late
     /// answer finds nothing waiting and is dropped).
     pub(crate) fn session_check_overdue(&mut self, id: u64) {
-        if self.session_checks.pending.contains_key(&id) {
-            let ms = self.session_checks.timeout.as_millis();
+        if self.auth.pending.contains_key(&id) {
+            let ms = self.auth.timeout.as_millis();
             self.session_answered(id, Answer::Failed(format!("no answer within {ms} ms")));
         }
     }
 
     fn session_answered(&mut self, id: u64, answer: Answer) {
-        let checks = &mut self.session_checks;
+        let checks = &mut self.auth;
         let Some(flight) = checks.pending.remove(&id) else {
             return;
         };

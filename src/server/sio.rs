@@ -194,10 +194,14 @@ impl Server {
     }
 
     fn sio_connect(&mut self, s: usize, name: &str, auth: Option<Value>) {
-        if self.connect_target(s, name).is_none() {
+        let Some(ns) = self.connect_target(s, name) else {
             return;
-        }
+        };
         let auth = auth.unwrap_or_else(|| json!({}));
+        if self.admin.is_ns(ns) {
+            // Admin UI logins never take the client token path.
+            return self.admin_connect(s, name, ns, auth);
+        }
         if let Some((cookie, value)) = self.database_session(s, &auth) {
             // Completed by `connect_as` when the app's session endpoint answers.
             return self.check_session(s, name, auth, cookie, value);
@@ -252,6 +256,9 @@ impl Server {
             recovered_at: restored.as_ref().map(|r| r.disconnected_at),
         });
         self.engine.add_socket(s, ns, sock);
+        if self.admin.watching() {
+            self.admin_socket_connected(sock);
+        }
         self.connected(sock, s, name, restored);
         self.on_connect(sock, &auth);
     }
@@ -352,10 +359,10 @@ impl Server {
             Some(_) => return Err("token must be a string"),
         };
         let verified = match (token, self.engine.credential(s)) {
-            (Some(t), _) => self.verifier.verify(t),
-            (None, Some(Credential::Bearer(t))) => self.verifier.verify(t),
+            (Some(t), _) => self.auth.verifier.verify(t),
+            (None, Some(Credential::Bearer(t))) => self.auth.verifier.verify(t),
             (None, Some(Credential::Cookie { name, value })) => {
-                self.verifier.verify_session_cookie(name, value)
+                self.auth.verifier.verify_session_cookie(name, value)
             }
             (None, None) if self.config.allow_anonymous => return Ok(None),
             (None, None) => return Err(crate::auth::AuthError::MissingToken.reason()),
@@ -370,6 +377,9 @@ impl Server {
             return;
         }
         self.on_disconnect(sock);
+        if self.admin.watching() {
+            self.admin_socket_disconnected(sock, reason);
+        }
         let joined = self
             .sockets
             .get(sock)
@@ -440,9 +450,12 @@ impl Server {
         }
     }
 
-    /// What every join and leave updates beside the room maps: the Redis membership mirror
-    /// and a class's viewer count.
+    /// What every join and leave updates beside the room maps: the Admin UI, the Redis
+    /// membership mirror and a class's viewer count.
     fn room_changed(&mut self, sock: usize, room: &str, delta: i32) {
+        if self.admin.watching() {
+            self.admin_room_changed(sock, room, delta);
+        }
         self.membership_changed(sock, room, delta);
         if let Some(class) = room.strip_prefix("class:") {
             self.class_changed(class);

@@ -52,6 +52,14 @@ pub struct Typing {
 impl Server {
     /// A socket has connected to a namespace.
     pub(crate) fn on_connect(&mut self, sock: usize, auth: &Value) {
+        if self
+            .sockets
+            .get(sock)
+            .is_some_and(|x| self.admin.is_ns(x.ns))
+        {
+            // Admin UI sockets get the admin protocol only (`admin_accept`).
+            return;
+        }
         match self.config.profile {
             Profile::Conformance => {
                 self.emit_to(sock, "auth", std::slice::from_ref(auth), Vec::new())
@@ -91,6 +99,13 @@ impl Server {
     ) {
         if args.is_empty() {
             return;
+        }
+        if self
+            .sockets
+            .get(sock)
+            .is_some_and(|x| self.admin.is_ns(x.ns))
+        {
+            return self.admin_command(sock, args);
         }
         let first = args.remove(0);
         let name = event_name(&first);

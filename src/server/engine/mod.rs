@@ -228,6 +228,14 @@ impl Engine {
         (ws, self.sessions.len() as u64 - ws)
     }
 
+    /// The session's transport as Engine.IO names it.
+    pub fn transport_name(&self, s: usize) -> &'static str {
+        match self.sessions.get(s).map(|x| x.transport) {
+            Some(Transport::WebSocket(_)) => "websocket",
+            _ => "polling",
+        }
+    }
+
     pub fn encodes(&self) -> u64 {
         self.encodes.get()
     }

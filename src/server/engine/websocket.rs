@@ -237,6 +237,10 @@ impl Server {
                 break;
             }
         }
+        // After the queue moved over, so an admin's own session keeps its order.
+        if self.admin.watching() {
+            self.admin_upgraded(s);
+        }
     }
 
     /// The upgrade timeout: a WebSocket still probing closes; the polling session goes on.

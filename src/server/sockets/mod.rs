@@ -126,6 +126,11 @@ impl Sockets {
         self.namespaces.iter().map(|n| n.rooms.len()).sum()
     }
 
+    /// Every socket with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Socket)> {
+        self.sockets.iter()
+    }
+
     pub fn get(&self, sock: usize) -> Option<&Socket> {
         self.sockets.get(sock)
     }
