@@ -20,6 +20,8 @@ echo "== cargo test"
 cargo test --quiet --all-targets
 echo "== bench smoke (load generator against sio-edge --bench)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/smoke.sh
+echo "== fuzz smoke"
+bash fuzz/run.sh 5
 
 export SIO_EDGE_BIN="$PWD/target/debug/sio-edge"
 for pkg in tests/js tests/conformance tests/cluster; do
