@@ -5,6 +5,7 @@
 # (git-ignored). Crash inputs land in fuzz/artifacts/<target>/.
 #   bash fuzz/run.sh            # the CI smoke: keeps every target compiling and running
 #   bash fuzz/run.sh 600        # a long run per target (docs/RELIABILITY.md, "Fuzzing")
+#   bash fuzz/run.sh 60 ws_frame http_request    # only the named targets
 # Extra libFuzzer flags can be given in FUZZ_FLAGS, e.g. FUZZ_FLAGS=-runs=10000000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ rustup run nightly rustc --version >/dev/null 2>&1 ||
 cargo fuzz --version >/dev/null 2>&1 ||
   fail "cargo-fuzz is missing; install it: cargo install cargo-fuzz --locked"
 
-targets=$(cargo +nightly fuzz list --fuzz-dir fuzz)
+shift $(($# > 0 ? 1 : 0))
+targets="${*:-$(cargo +nightly fuzz list --fuzz-dir fuzz)}"
 [ -n "$targets" ] || fail "no fuzz targets found in fuzz/fuzz_targets"
 cargo +nightly fuzz build --fuzz-dir fuzz
 for t in $targets; do
