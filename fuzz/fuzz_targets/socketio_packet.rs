@@ -56,7 +56,13 @@ fuzz_target!(|data: &[u8]| {
         _ => socketio::message(kind, namespace, id, Some(&data), attachments.clone()),
     };
     let _ = out.ws(&counter);
-    check_polling(&out, &counter, namespace, attachments);
+    // A namespace is sent as it came, so one holding the record separator (only a WebSocket
+    // client can send that; a polling body is split on it first) cannot travel in a polling
+    // body, as in the Node reference. Its namespace is not configured, so it gets no more than
+    // a CONNECT_ERROR; the polling form is checked for every other packet.
+    if !namespace.as_bytes().contains(&payload::SEPARATOR) {
+        check_polling(&out, &counter, namespace, attachments);
+    }
 });
 
 /// The polling form is `4<packet>` then one `b<base64>` record per attachment, and the packet
