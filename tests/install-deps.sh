@@ -32,3 +32,12 @@ if ! command -v tansu >/dev/null; then
   cargo install tansu --version 0.6.0 --features dynostore --locked --quiet ||
     fail "could not install tansu: cargo install tansu --version 0.6.0 --features dynostore --locked"
 fi
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "tests/install-deps.sh: installing the nightly toolchain (cargo fuzz needs it)"
+  rustup toolchain install nightly --profile minimal ||
+    fail "could not install nightly: rustup toolchain install nightly --profile minimal"
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "tests/install-deps.sh: installing cargo-fuzz (about a minute, once)"
+  cargo install cargo-fuzz --locked --quiet || fail "could not install cargo-fuzz: cargo install cargo-fuzz --locked"
+fi

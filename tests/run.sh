@@ -22,6 +22,8 @@ echo "== bench smoke (load generator against sio-edge --bench)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/smoke.sh
 echo "== soak (60 s, completeness only)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/soak.sh --ci
+echo "== fuzz smoke"
+bash fuzz/run.sh 5
 
 export SIO_EDGE_BIN="$PWD/target/debug/sio-edge"
 # tests/js imports the token minter (tests/auth_tokens/mint.mjs), which needs its own packages.

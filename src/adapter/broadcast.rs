@@ -241,13 +241,14 @@ pub(crate) fn decode_packet(packet: &ValueRef<'_>) -> Result<Broadcast, DecodeEr
         Some(d) => msgpack::to_json(d, &mut attachments)?,
         None => None,
     };
-    match &event_args {
-        Some(Value::Array(a)) if !a.is_empty() => {}
+    let mut event_args = match event_args {
+        Some(Value::Array(a)) if !a.is_empty() => Value::Array(a),
         _ => return Err(DecodeError::BadEventData),
-    }
+    };
+    let attachments = msgpack::keep_referenced(&mut event_args, attachments);
     Ok(Broadcast {
         nsp,
-        event_args: event_args.unwrap_or(Value::Null),
+        event_args,
         attachments,
         ..Broadcast::default()
     })

@@ -115,6 +115,43 @@ fn placeholder(data: &[u8], attachments: &mut Vec<Bytes>) -> Result<Value, Decod
     Ok(Value::Object(m))
 }
 
+/// Keeps only the attachments a placeholder in `v` still names, renumbered in the order they
+/// appear. A binary whose value a later duplicate map key replaced (or removed as `undefined`),
+/// or one outside the packet data, would otherwise go to every client as an extra binary frame
+/// no placeholder names; notepack loses such a value, so the Node adapter never sends it.
+pub(crate) fn keep_referenced(v: &mut Value, attachments: Vec<Bytes>) -> Vec<Bytes> {
+    fn walk(v: &mut Value, old: &[Bytes], renum: &mut [Option<usize>], kept: &mut Vec<Bytes>) {
+        match v {
+            Value::Object(map) => {
+                if map.get("_placeholder") == Some(&Value::Bool(true)) {
+                    let num = map.get("num").and_then(Value::as_u64);
+                    if let Some(i) = num
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|&i| i < old.len())
+                    {
+                        let n = *renum[i].get_or_insert_with(|| {
+                            kept.push(old[i].clone());
+                            kept.len() - 1
+                        });
+                        map.insert("num".into(), Value::from(n));
+                    }
+                    return;
+                }
+                map.values_mut().for_each(|v| walk(v, old, renum, kept));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, old, renum, kept)),
+            _ => {}
+        }
+    }
+    if attachments.is_empty() {
+        return attachments;
+    }
+    let mut renum = vec![None; attachments.len()];
+    let mut kept = Vec::with_capacity(attachments.len());
+    walk(v, &attachments, &mut renum, &mut kept);
+    kept
+}
+
 /// JS object keys are strings: numbers, booleans and nil are converted as JS would.
 fn map_key(k: &ValueRef<'_>) -> Result<String, DecodeError> {
     Ok(match k {

@@ -221,10 +221,11 @@ fn request_from(
             if pkind != EVENT && pkind != BINARY_EVENT {
                 return Err(DecodeError::UnsupportedPacketType(pkind));
             }
-            let event_args = match packet.get("data") {
+            let mut event_args = match packet.get("data") {
                 Some(d @ Value::Array(a)) if !a.is_empty() => d.clone(),
                 _ => return Err(DecodeError::BadEventData),
             };
+            let attachments = msgpack::keep_referenced(&mut event_args, attachments);
             let flags = match opts.and_then(|o| o.get("flags")) {
                 Some(f @ Value::Object(_)) => f.clone(),
                 _ => Value::Object(Map::new()),

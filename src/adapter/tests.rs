@@ -586,3 +586,69 @@ fn broadcast_ack_matches_notepack() {
         hex(&["83a47479706509a9726571756573744964a3517831a67061636b6574c4020102"])
     );
 }
+
+/// Found by `fuzz/fuzz_targets/adapter_broadcast.rs`: a binary under a map key that a later
+/// duplicate key replaced stayed in `attachments`, so every client got a binary frame no
+/// placeholder named (notepack drops the replaced value; the Node adapter sends only the rest).
+#[test]
+fn binary_replaced_by_a_duplicate_key_is_not_sent() {
+    use rmpv::Value as Mp;
+    let bin = |b: &[u8]| Mp::Binary(b.to_vec());
+    let data = Mp::Array(vec![
+        Mp::from("ev"),
+        Mp::Map(vec![
+            (Mp::from("a"), bin(b"\x01\x02")),
+            (Mp::from("a"), Mp::from(1)),
+            (Mp::from("u"), Mp::Ext(0, vec![7, 7])),
+            (Mp::from("u"), Mp::Ext(0, vec![0])),
+        ]),
+        bin(b"\x03"),
+    ]);
+    let msg = Mp::Array(vec![
+        Mp::from("n1"),
+        Mp::Map(vec![
+            (Mp::from("type"), Mp::from(EVENT)),
+            (Mp::from("data"), data),
+            (Mp::from("nsp"), Mp::from("/")),
+        ]),
+        Mp::Map(Vec::new()),
+    ]);
+    let b = decode_broadcast(b"socket.io#/#", &msgpack::write(&msg), "socket.io").unwrap();
+    assert_eq!(
+        b.event_args,
+        json!(["ev", {"a": 1}, {"_placeholder": true, "num": 0}])
+    );
+    assert_eq!(b.attachments, vec![Bytes::from_static(b"\x03")]);
+}
+
+/// The same for a broadcast-with-ack request: a binary outside `packet.data` is not one of the
+/// packet's attachments, and the packet's own placeholder is renumbered to match.
+#[test]
+fn request_binary_outside_the_packet_is_not_an_attachment() {
+    use rmpv::Value as Mp;
+    let req = Mp::Map(vec![
+        (Mp::from("type"), Mp::from(kind::BROADCAST)),
+        (Mp::from("requestId"), Mp::from("r1")),
+        (Mp::from("extra"), Mp::Binary(vec![9])),
+        (
+            Mp::from("packet"),
+            Mp::Map(vec![
+                (Mp::from("type"), Mp::from(EVENT)),
+                (
+                    Mp::from("data"),
+                    Mp::Array(vec![Mp::from("ev"), Mp::Binary(vec![4])]),
+                ),
+                (Mp::from("nsp"), Mp::from("/")),
+            ]),
+        ),
+    ]);
+    let r = decode_request(b"socket.io-request#/#", &msgpack::write(&req), "socket.io").unwrap();
+    let RemoteRequest::BroadcastWithAck { broadcast, .. } = r else {
+        panic!("expected BroadcastWithAck, got {r:?}");
+    };
+    assert_eq!(
+        broadcast.event_args,
+        json!(["ev", {"_placeholder": true, "num": 0}])
+    );
+    assert_eq!(broadcast.attachments, vec![Bytes::from_static(b"\x04")]);
+}
