@@ -20,16 +20,20 @@ rustup run nightly rustc --version >/dev/null 2>&1 ||
 cargo fuzz --version >/dev/null 2>&1 ||
   fail "cargo-fuzz is missing; install it: cargo install cargo-fuzz --locked"
 
+# Builds go to a cache outside the checkout when FUZZ_TARGET_DIR says so (tests/run.sh does,
+# so CI on a fresh clone does not rebuild the sanitized crate graph every time).
+target_dir=(--target-dir "${FUZZ_TARGET_DIR:-fuzz/target}")
+
 shift $(($# > 0 ? 1 : 0))
 targets="${*:-$(cargo +nightly fuzz list --fuzz-dir fuzz)}"
 [ -n "$targets" ] || fail "no fuzz targets found in fuzz/fuzz_targets"
-cargo +nightly fuzz build --fuzz-dir fuzz
+cargo +nightly fuzz build --fuzz-dir fuzz "${target_dir[@]}"
 for t in $targets; do
   mkdir -p "fuzz/corpus-grown/$t"
   echo "-- fuzz $t for ${seconds}s"
   # The grown corpus comes first so libFuzzer writes new inputs there, not into the seeds.
   # shellcheck disable=SC2086
-  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus-grown/$t" "fuzz/corpus/$t" -- \
+  cargo +nightly fuzz run --fuzz-dir fuzz "${target_dir[@]}" "$t" "fuzz/corpus-grown/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -print_final_stats=1 ${FUZZ_FLAGS:-} ||
     fail "target $t failed (crash input in fuzz/artifacts/$t/; reproduce: cargo +nightly fuzz run $t <file>)"
 done

@@ -23,7 +23,7 @@ SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-b
 echo "== soak (60 s, completeness only)"
 SIO_EDGE_BIN="$PWD/target/debug/sio-edge" SIO_BENCH_BIN="$PWD/target/debug/sio-bench" bash bench/soak.sh --ci
 echo "== fuzz smoke"
-bash fuzz/run.sh 5
+FUZZ_TARGET_DIR="$HOME/.cache/sio-edge/fuzz-target" bash fuzz/run.sh 5
 
 export SIO_EDGE_BIN="$PWD/target/debug/sio-edge"
 # tests/js imports the token minter (tests/auth_tokens/mint.mjs), which needs its own packages.

@@ -11,7 +11,8 @@ use serde_json::Value;
 use sio_edge::engineio::packet::{self as eio, Packet as EioPacket};
 use sio_edge::engineio::payload;
 use sio_edge::engineio::wire::{EncodeCounter, Outbound};
-use sio_edge::socketio::{self, packet, PacketType};
+use sio_edge::socketio::packet::{self, Packet};
+use sio_edge::socketio::{self, PacketType};
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.split(|&b| b == 0xff);
@@ -19,33 +20,40 @@ fuzz_target!(|data: &[u8]| {
     let attachments: Vec<Bytes> = parts.map(Bytes::copy_from_slice).collect();
 
     let Ok(p) = packet::parse(text) else { return };
-    assert!(p.attachments <= packet::MAX_ATTACHMENTS);
-    assert!(p.attachments == 0 || p.kind.is_binary());
-    assert!(p.namespace.starts_with('/') && !p.namespace.contains(','));
-    let (kind, namespace, id) = (p.kind, p.namespace, p.id);
-    let Some(data) = p.data else {
-        assert!(matches!(
-            kind,
-            PacketType::Connect | PacketType::Disconnect | PacketType::ConnectError
-        ));
-        return;
+    let namespace = p.namespace();
+    assert!(namespace.starts_with('/') && !namespace.contains(','));
+    // (kind, id, announced attachments, args) of the packets that carry an array payload.
+    let (kind, id, announced, args) = match p {
+        Packet::Connect { .. } | Packet::Disconnect { .. } | Packet::ConnectError { .. } => return,
+        Packet::Event { id, args, .. } => (PacketType::Event, id, 0, args),
+        Packet::Ack { id, args, .. } => (PacketType::Ack, id, 0, args),
+        Packet::BinaryEvent {
+            id,
+            attachments,
+            args,
+            ..
+        } => (PacketType::BinaryEvent, id, attachments, args),
+        Packet::BinaryAck {
+            id,
+            attachments,
+            args,
+            ..
+        } => (PacketType::BinaryAck, id, attachments, args),
     };
+    assert!(announced <= packet::MAX_ATTACHMENTS);
     // The server keeps the packet until `attachments` binary messages arrived; more binary
     // messages after it would be refused as "binary data without a binary packet".
-    let expected = if kind.is_binary() { p.attachments } else { 0 };
-    if attachments.len() != expected {
+    if attachments.len() != announced {
         return;
     }
-    if kind.is_binary() && packet::check_placeholders(&data, expected).is_err() {
+    if kind.is_binary() && packet::check_placeholders(&args, announced).is_err() {
         return;
     }
     let counter = EncodeCounter::default();
     let out = match kind {
         PacketType::Event | PacketType::BinaryEvent => {
-            // dispatch_packet takes the first item as the event name: parse must guarantee it.
-            let Value::Array(mut args) = data else {
-                panic!("event payload is not an array")
-            };
+            // on_event takes the first item as the event name: parse must guarantee it.
+            let mut args = args;
             assert!(!args.is_empty(), "event without a name");
             let name = match args.remove(0) {
                 Value::String(s) => s,
@@ -53,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
             };
             socketio::event(namespace, &name, &args, attachments.clone())
         }
-        _ => socketio::message(kind, namespace, id, Some(&data), attachments.clone()),
+        _ => socketio::ack(namespace, id.unwrap_or(0), &args, attachments.clone()),
     };
     let _ = out.ws(&counter);
     // A namespace is sent as it came, so one holding the record separator (only a WebSocket
@@ -80,8 +88,14 @@ fn check_polling(
         panic!("first record is not a message: {first:?}")
     };
     let again = packet::parse(text).expect("our own packet does not parse");
-    assert_eq!(again.namespace, namespace);
-    assert_eq!(again.attachments, attachments.len());
+    assert_eq!(again.namespace(), namespace);
+    let announced = match again {
+        Packet::BinaryEvent { attachments, .. } | Packet::BinaryAck { attachments, .. } => {
+            attachments
+        }
+        _ => 0,
+    };
+    assert_eq!(announced, attachments.len());
     let binaries: Vec<Vec<u8>> = records
         .map(|r| match eio::parse_polling_record(r) {
             Ok(EioPacket::Binary(b)) => b,
