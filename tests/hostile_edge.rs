@@ -35,6 +35,29 @@ fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
     }
 }
 
+/// Sends `bytes` one at a time, `every` apart, until the server answers; returns the answer
+/// read to the connection's close (empty if it never answered).
+fn trickle(s: &mut TcpStream, bytes: &[u8], every: Duration) -> Vec<u8> {
+    let mut reply = Vec::new();
+    for &b in bytes {
+        if s.write_all(&[b]).is_err() {
+            break;
+        }
+        s.set_read_timeout(Some(every)).unwrap();
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                reply.extend(read_to_close(s, Duration::from_secs(5)));
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    reply
+}
+
 /// Lets this test process hold a few thousand sockets.
 fn raise_fd_limit(n: u64) {
     let got = rlimit::increase_nofile_limit(n).expect("raise the open-file limit");
@@ -50,25 +73,8 @@ fn a_trickling_head_is_answered_408_at_the_deadline_whatever_it_sends() {
     let mut s = server.tcp();
     let head = request("GET", "/health", &[("X-Slow", "yes")], b"");
     let started = Instant::now();
-    let mut reply = Vec::new();
     // One byte every 200 ms: the whole head would take seconds; each byte must not buy time.
-    for &b in &head[..head.len() - 1] {
-        if s.write_all(&[b]).is_err() {
-            break;
-        }
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                reply.extend_from_slice(&buf[..n]);
-                reply.extend(read_to_close(&mut s, Duration::from_secs(5)));
-                break;
-            }
-            Err(_) => continue,
-        }
-    }
+    let reply = trickle(&mut s, &head[..head.len() - 1], Duration::from_millis(200));
     let text = String::from_utf8_lossy(&reply);
     assert!(
         text.starts_with("HTTP/1.1 408 "),
@@ -103,25 +109,8 @@ fn a_trickling_body_is_answered_408_at_its_deadline() {
     );
     s.write_all(head.as_bytes()).unwrap();
     let started = Instant::now();
-    let mut reply = Vec::new();
     // 200 body bytes at one per 100 ms would take 20 s.
-    for _ in 0..200 {
-        if s.write_all(b"x").is_err() {
-            break;
-        }
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                reply.extend_from_slice(&buf[..n]);
-                reply.extend(read_to_close(&mut s, Duration::from_secs(5)));
-                break;
-            }
-            Err(_) => continue,
-        }
-    }
+    let reply = trickle(&mut s, &[b'x'; 200], Duration::from_millis(100));
     let text = String::from_utf8_lossy(&reply);
     assert!(
         text.starts_with("HTTP/1.1 408 "),

@@ -38,12 +38,7 @@ pub fn message(
 /// `42["event",...args]` (or its binary form) in `namespace`. The arguments are written in
 /// place, never copied into a new array.
 pub fn event(namespace: &str, name: &str, args: &[Value], attachments: Vec<Bytes>) -> Outbound {
-    let kind = if attachments.is_empty() {
-        PacketType::Event
-    } else {
-        PacketType::BinaryEvent
-    };
-    array_message(kind, namespace, None, Some(name), args, None, attachments)
+    event_with(namespace, name, args, None, attachments)
 }
 
 /// [`event`] with one more argument after `args` (a recovery offset), without copying them.
