@@ -7,6 +7,17 @@ use bytes::Bytes;
 pub use packet::PacketType;
 use serde_json::Value;
 
+/// The packet type for a payload with (`binary`) or without attachments.
+fn binary_if(kind: PacketType, binary: bool) -> PacketType {
+    match (kind, binary) {
+        (PacketType::Event, true) => PacketType::BinaryEvent,
+        (PacketType::Ack, true) => PacketType::BinaryAck,
+        (PacketType::BinaryEvent, false) => PacketType::Event,
+        (PacketType::BinaryAck, false) => PacketType::Ack,
+        (k, _) => k,
+    }
+}
+
 /// Builds an Engine.IO message (`4` + Socket.IO packet, plus attachments) for `kind` in
 /// `namespace`, with a JSON payload written by `payload`.
 pub fn message(
@@ -16,13 +27,7 @@ pub fn message(
     payload: Option<&Value>,
     attachments: Vec<Bytes>,
 ) -> Outbound {
-    let kind = match (kind, attachments.is_empty()) {
-        (PacketType::Event, false) => PacketType::BinaryEvent,
-        (PacketType::Ack, false) => PacketType::BinaryAck,
-        (PacketType::BinaryEvent, true) => PacketType::Event,
-        (PacketType::BinaryAck, true) => PacketType::Ack,
-        (k, _) => k,
-    };
+    let kind = binary_if(kind, !attachments.is_empty());
     let mut text = Vec::with_capacity(64);
     text.push(b'4');
     packet::encode_header(kind, attachments.len(), namespace, id, &mut text);
@@ -49,12 +54,15 @@ pub fn event_with(
     tail: Option<&Value>,
     attachments: Vec<Bytes>,
 ) -> Outbound {
-    let kind = if attachments.is_empty() {
-        PacketType::Event
-    } else {
-        PacketType::BinaryEvent
-    };
-    array_message(kind, namespace, None, Some(name), args, tail, attachments)
+    array_message(
+        PacketType::Event,
+        namespace,
+        None,
+        Some(name),
+        args,
+        tail,
+        attachments,
+    )
 }
 
 /// `42<id>["event",...args]` (or its binary form) in `namespace`: an event the client must
@@ -66,13 +74,8 @@ pub fn event_with_ack(
     args: &[Value],
     attachments: Vec<Bytes>,
 ) -> Outbound {
-    let kind = if attachments.is_empty() {
-        PacketType::Event
-    } else {
-        PacketType::BinaryEvent
-    };
     array_message(
-        kind,
+        PacketType::Event,
         namespace,
         Some(id),
         Some(name),
@@ -84,12 +87,15 @@ pub fn event_with_ack(
 
 /// `43<id>[...args]` (or its binary form) in `namespace`: the answer to a client's ack request.
 pub fn ack(namespace: &str, id: u64, args: &[Value], attachments: Vec<Bytes>) -> Outbound {
-    let kind = if attachments.is_empty() {
-        PacketType::Ack
-    } else {
-        PacketType::BinaryAck
-    };
-    array_message(kind, namespace, Some(id), None, args, None, attachments)
+    array_message(
+        PacketType::Ack,
+        namespace,
+        Some(id),
+        None,
+        args,
+        None,
+        attachments,
+    )
 }
 
 /// A packet whose payload is the array `[name?, ...args, tail?]`, written without building it.
@@ -102,6 +108,7 @@ fn array_message(
     tail: Option<&Value>,
     attachments: Vec<Bytes>,
 ) -> Outbound {
+    let kind = binary_if(kind, !attachments.is_empty());
     let mut text = Vec::with_capacity(64);
     text.push(b'4');
     packet::encode_header(kind, attachments.len(), namespace, id, &mut text);
