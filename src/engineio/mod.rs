@@ -16,6 +16,45 @@ pub fn new_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Length of the random part of [`slot_id`].
+const RANDOM_CHARS: usize = 22;
+const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A new unguessable id that also names the table slot it will live in: [`new_id`]'s 22
+/// random characters, then `slot` in base64url digits. Looking it up is [`slot_of`] plus one
+/// comparison with the id kept in that slot, so no table keyed by id is needed (such a table
+/// costs an entry per session and, under churn, doubles once its tombstones run out).
+pub fn slot_id(slot: usize) -> String {
+    let mut id = new_id();
+    let start = id.len();
+    let mut n = slot;
+    loop {
+        id.push(DIGITS[n % 64] as char);
+        n /= 64;
+        if n == 0 {
+            break;
+        }
+    }
+    // The least significant digit was pushed first; put the most significant first.
+    let digits: String = id[start..].chars().rev().collect();
+    id.truncate(start);
+    id.push_str(&digits);
+    id
+}
+
+/// The slot a [`slot_id`] names, or `None` when `id` cannot be one. The caller must still
+/// compare `id` with the id kept in that slot (a guessed or stale id names a slot too).
+pub fn slot_of(id: &str) -> Option<usize> {
+    let digits = id.as_bytes().get(RANDOM_CHARS..)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &c| {
+        let d = DIGITS.iter().position(|&x| x == c)?;
+        Some(n * 64 + d)
+    })
+}
+
 /// Engine.IO HTTP error codes, as the reference server sends them in `{"code":N,"message":..}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EioError {
@@ -67,5 +106,29 @@ mod tests {
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn slot_ids_name_their_slot() {
+        for slot in [0usize, 1, 63, 64, 4095, 4096, 1_000_000, u32::MAX as usize] {
+            let id = super::slot_id(slot);
+            assert!(id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+            assert_eq!(super::slot_of(&id), Some(slot), "{id}");
+        }
+        assert_ne!(super::slot_id(7), super::slot_id(7), "random part differs");
+        assert_eq!(super::slot_of(&super::new_id()), None, "no slot digits");
+        assert_eq!(super::slot_of("short"), None);
+        assert_eq!(
+            super::slot_of("aaaaaaaaaaaaaaaaaaaaaa*"),
+            None,
+            "not a digit"
+        );
+        assert_eq!(
+            super::slot_of("aaaaaaaaaaaaaaaaaaaaaaAAAAAAAAA"),
+            None,
+            "too long"
+        );
     }
 }

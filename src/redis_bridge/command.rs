@@ -24,6 +24,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// (and counted): a write Redis cannot take (say, over `proto-max-bulk-len`) must not block
 /// the queue forever.
 const MAX_CUTS: u32 = 3;
+/// Capacity `pending` keeps once empty; an outage may grow it far beyond.
+const PENDING_KEEP: usize = 1024;
 
 pub(crate) struct CommandThread {
     client: redis::Client,
@@ -81,6 +83,10 @@ impl CommandThread {
                 while self.con.is_some() && !self.pending.is_empty() {
                     self.run_batch();
                 }
+                if self.pending.is_empty() && self.pending.capacity() > PENDING_KEEP {
+                    // An outage's backlog is gone: give its memory back.
+                    self.pending.shrink_to(PENDING_KEEP);
+                }
             } else {
                 self.fail_queries("redis unavailable");
             }
@@ -101,7 +107,7 @@ impl CommandThread {
             let wait = next.saturating_duration_since(now).min(TICK);
             match self.jobs.recv_timeout(wait) {
                 Ok(Job::Nudge) => {}
-                Ok(job) => self.pending.push_back(job),
+                Ok(job) => self.pending.push_back(ready(job)),
                 Err(RecvTimeoutError::Timeout) => return,
                 Err(RecvTimeoutError::Disconnected) => {
                     // The handle is gone without a shutdown: stop like a shutdown.
@@ -117,7 +123,7 @@ impl CommandThread {
     fn drain_channel(&mut self) {
         while let Ok(job) = self.jobs.try_recv() {
             if !matches!(job, Job::Nudge) {
-                self.pending.push_back(job);
+                self.pending.push_back(ready(job));
             }
         }
     }
@@ -270,7 +276,7 @@ impl CommandThread {
                     self.shared.writes.fetch_add(len as u64, Ordering::Relaxed);
                     self.count_server_errors(&mine);
                 }
-                Job::Publish(_) => {
+                Job::Publish(_) | Job::PublishRaw { .. } => {
                     self.shared.publishes.fetch_add(1, Ordering::Relaxed);
                     self.count_server_errors(&mine);
                 }
@@ -367,11 +373,24 @@ impl CommandThread {
     }
 }
 
+/// A job as `pending` keeps it: a publish gets its command built here, on this thread.
+fn ready(job: Job) -> Job {
+    match job {
+        Job::PublishRaw { channel, payload } => {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(channel).arg(payload);
+            Job::Publish(cmd)
+        }
+        job => job,
+    }
+}
+
 fn job_cmds(job: &Job) -> &[redis::Cmd] {
     match job {
         Job::Write(cmds) | Job::Query(_, cmds) => cmds,
         Job::Publish(cmd) => std::slice::from_ref(cmd),
-        Job::Nudge => &[],
+        // `pending` holds no raw publish (see `ready`), and a nudge carries no command.
+        Job::PublishRaw { .. } | Job::Nudge => &[],
     }
 }
 

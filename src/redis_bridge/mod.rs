@@ -186,6 +186,13 @@ pub struct RedisStatus {
 /// One unit of work for the command thread.
 pub(crate) enum Job {
     Write(Vec<redis::Cmd>),
+    /// As the loop submits a publish: the command is built on the command thread, so the
+    /// loop pays no copy and an outage's backlog grows the helper's heap, not the loop's.
+    PublishRaw {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    /// A publish taken off the channel, ready to pipeline.
     Publish(redis::Cmd),
     Query(u64, Vec<redis::Cmd>),
     /// No work: makes the thread look at the stop flag now.
@@ -271,9 +278,7 @@ impl RedisHandle {
     ///
     /// [`Full`] as for [`RedisHandle::write`].
     pub fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), Full> {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(channel).arg(payload);
-        self.submit(Job::Publish(cmd))
+        self.submit(Job::PublishRaw { channel, payload })
     }
 
     /// A query whose replies come back as [`RedisEvent::Reply`] `{ id, .. }` (one pipeline,

@@ -243,7 +243,7 @@ impl Server {
         let restored = self.restore(ns, &user, &auth);
         let recovery_on = !self.config.recovery_window.is_zero();
         let sock = self.sockets.insert(NewSocket {
-            id: restored.as_ref().map_or_else(new_id, |r| r.sid.clone()),
+            id: restored.as_ref().map(|r| r.sid.clone()),
             ns,
             session: s,
             user,

@@ -7,7 +7,7 @@ use super::super::Server;
 use super::{CloseReason, Flags, Heartbeat, Queue, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
-use crate::engineio::{new_id, EioError};
+use crate::engineio::{slot_id, EioError};
 use crate::http::response::Response;
 use crate::timer::Timer;
 use bytes::Bytes;
@@ -26,10 +26,10 @@ pub enum Endpoint {
 impl super::Engine {
     /// The session with this sid, if live.
     pub fn by_sid(&self, sid: &str) -> Option<usize> {
-        self.sids
-            .get(sid)
-            .copied()
-            .filter(|&s| self.live(s).is_some())
+        use subtle::ConstantTimeEq as _;
+        let s = crate::engineio::slot_of(sid)?;
+        let x = self.live(s)?;
+        bool::from(x.sid.as_bytes().ct_eq(sid.as_bytes())).then_some(s)
     }
 }
 
@@ -171,7 +171,9 @@ impl Server {
             return;
         }
         let opened = Instant::now();
-        let sid = new_id();
+        // The sid names the slot the session is about to take.
+        let slot = self.engine.sessions.vacant_key();
+        let sid = slot_id(slot);
         let uid = self.io.next_uid();
         let cfg = &self.config;
         let session = Session {
@@ -197,7 +199,7 @@ impl Server {
             flags: Flags::default(),
         };
         let s = self.engine.sessions.insert(session);
-        self.engine.sids.insert(sid.clone(), s);
+        debug_assert_eq!(s, slot, "the sid names the session's slot");
         self.metrics.sessions_opened += 1;
         let open = packet::open_packet(
             &sid,
@@ -311,7 +313,6 @@ impl Server {
         let Some(session) = self.engine.sessions.try_remove(s) else {
             return;
         };
-        self.engine.sids.remove(&session.sid);
         self.metrics.sessions_closed += 1;
         log::debug!("session {} closed: {}", session.sid, reason.as_str());
         if let Some(poll) = session.poll {

@@ -17,7 +17,7 @@ use crate::engineio::wire::{EncodeCounter, Outbound};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -149,11 +149,10 @@ struct Flags {
     closing: bool,
 }
 
-/// Sessions by key and by sid.
+/// Sessions by key; a sid names its key (`engineio::slot_id`), so no table by sid is kept.
 #[derive(Debug)]
 pub struct Engine {
     sessions: Slab<Session>,
-    sids: HashMap<String, usize>,
     encodes: EncodeCounter,
     /// Polling sessions (key, uid) whose held GET should be answered at the end of the turn.
     dirty_polls: Vec<(usize, u64)>,
@@ -167,7 +166,6 @@ impl Default for Engine {
     fn default() -> Self {
         Engine {
             sessions: Slab::default(),
-            sids: HashMap::default(),
             encodes: EncodeCounter::default(),
             dirty_polls: Vec::new(),
             closing: Vec::new(),

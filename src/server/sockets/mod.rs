@@ -50,7 +50,8 @@ pub struct Socket {
 /// What a new socket starts with.
 #[derive(Debug)]
 pub struct NewSocket {
-    pub id: String,
+    /// The id to keep (a recovered socket's); `None` mints one that names the socket's slot.
+    pub id: Option<String>,
     pub ns: usize,
     pub session: usize,
     pub user: Option<String>,
@@ -77,8 +78,10 @@ pub struct Target<'a> {
 pub struct Sockets {
     namespaces: Vec<Namespace>,
     sockets: Slab<Socket>,
-    /// Socket id -> key (every socket is in the room named by its id).
-    ids: HashMap<String, usize>,
+    /// Socket id -> key for the ids that do not name their slot (recovered sockets keep their
+    /// old id); a minted id names its slot (`engineio::slot_id`). Every socket is in the room
+    /// named by its id.
+    foreign: HashMap<String, usize>,
     /// Selection generation, for the per-socket marks.
     seq: u64,
     /// A recipient list reused by every delivery (no allocation per broadcast).
@@ -97,7 +100,7 @@ impl Sockets {
                 })
                 .collect(),
             sockets: Slab::with_capacity(1024),
-            ids: HashMap::new(),
+            foreign: HashMap::new(),
             seq: 0,
             scratch: Vec::new(),
         }
@@ -142,7 +145,7 @@ impl Sockets {
 
     /// The socket with id `id`.
     pub fn by_id(&self, id: &str) -> Option<usize> {
-        self.ids.get(id).copied()
+        by_id(&self.sockets, &self.foreign, id)
     }
 
     pub fn user(&self, sock: usize) -> Option<&str> {
@@ -159,9 +162,7 @@ impl Sockets {
         match self.namespaces[ns].rooms.get(room) {
             Some(m) => m.iter().copied().collect(),
             None => self
-                .ids
-                .get(room)
-                .copied()
+                .by_id(room)
                 .filter(|&s| self.sockets[s].ns == ns)
                 .into_iter()
                 .collect(),
@@ -176,9 +177,13 @@ impl Sockets {
     /// Adds a socket to its namespace.
     pub fn insert(&mut self, new: NewSocket) -> usize {
         let ns = new.ns;
-        let id = new.id.clone();
+        let slot = self.sockets.vacant_key();
+        let id = new.id.unwrap_or_else(|| crate::engineio::slot_id(slot));
+        if crate::engineio::slot_of(&id) != Some(slot) {
+            self.foreign.insert(id.clone(), slot);
+        }
         let sock = self.sockets.insert(Socket {
-            id: new.id,
+            id,
             ns,
             session: new.session,
             user: new.user,
@@ -191,7 +196,6 @@ impl Sockets {
             recovered_at: new.recovered_at,
             presence_counted: false,
         });
-        self.ids.insert(id, sock);
         self.namespaces[ns].sockets += 1;
         sock
     }
@@ -200,7 +204,9 @@ impl Sockets {
     pub fn remove(&mut self, sock: usize) -> Option<Socket> {
         let socket = self.sockets.try_remove(sock)?;
         debug_assert!(socket.rooms.is_empty(), "leave rooms before removing");
-        self.ids.remove(&socket.id);
+        if self.foreign.get(&socket.id) == Some(&sock) {
+            self.foreign.remove(&socket.id);
+        }
         self.namespaces[socket.ns].sockets -= 1;
         Some(socket)
     }
@@ -286,7 +292,7 @@ impl Sockets {
         let Sockets {
             namespaces,
             sockets,
-            ids,
+            foreign,
             ..
         } = self;
         let room_map = &namespaces[ns].rooms;
@@ -296,7 +302,7 @@ impl Sockets {
                 members.iter().for_each(|&m| {
                     mark(sockets, m, ns, seq);
                 });
-            } else if let Some(&m) = ids.get(r) {
+            } else if let Some(m) = by_id(sockets, foreign, r) {
                 mark(sockets, m, ns, seq);
             }
         }
@@ -319,7 +325,7 @@ impl Sockets {
                             .copied()
                             .filter(|&m| mark(sockets, m, ns, seq)),
                     );
-                } else if let Some(&m) = ids.get(r) {
+                } else if let Some(m) = by_id(sockets, foreign, r) {
                     if mark(sockets, m, ns, seq) {
                         out.push(m);
                     }
@@ -338,6 +344,13 @@ impl Sockets {
 }
 
 /// Marks socket `m` of namespace `ns` as reached by selection `seq`; `true` the first time.
+/// The socket with id `id`: the slot the id names, else the table of foreign ids.
+fn by_id(sockets: &Slab<Socket>, foreign: &HashMap<String, usize>, id: &str) -> Option<usize> {
+    crate::engineio::slot_of(id)
+        .filter(|&k| sockets.get(k).is_some_and(|s| s.id == id))
+        .or_else(|| foreign.get(id).copied())
+}
+
 fn mark(sockets: &mut Slab<Socket>, m: usize, ns: usize, seq: u64) -> bool {
     match sockets.get_mut(m) {
         Some(s) if s.ns == ns && s.mark != seq => {

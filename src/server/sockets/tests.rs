@@ -12,7 +12,7 @@ fn world() -> (Sockets, [usize; 4]) {
     let mut s = Sockets::new(&rooms(&["/", "/x"]));
     let mut add = |id: &str, ns: usize, session: usize| {
         s.insert(NewSocket {
-            id: id.into(),
+            id: Some(id.into()),
             ns,
             session,
             user: None,
@@ -166,4 +166,48 @@ fn room_limit_and_leave() {
     assert!(s.leave(a, "r1"));
     assert!(!s.leave(a, "r1"));
     assert_eq!(s.room_len(0, "r1"), 1);
+}
+
+#[test]
+fn minted_and_kept_ids_resolve_and_go_with_their_socket() {
+    let mut s = Sockets::new(&rooms(&["/"]));
+    let new = |id: Option<String>| NewSocket {
+        id,
+        ns: 0,
+        session: 1,
+        user: None,
+        claim_rooms: vec![],
+        pid: None,
+        connected_offset: 0,
+        recovered_at: None,
+    };
+    let minted = s.insert(new(None));
+    let minted_id = s.get(minted).unwrap().id.clone();
+    assert_eq!(crate::engineio::slot_of(&minted_id), Some(minted));
+    // A recovered socket keeps an id minted elsewhere; this one names the minted socket's slot.
+    let kept_id = format!("{}{}", &crate::engineio::new_id(), &minted_id[22..]);
+    let kept = s.insert(new(Some(kept_id.clone())));
+    assert_eq!(s.by_id(&minted_id), Some(minted));
+    assert_eq!(
+        s.by_id(&kept_id),
+        Some(kept),
+        "found through the foreign ids"
+    );
+    assert_eq!(s.members(0, &kept_id), vec![kept], "sid room of a kept id");
+    assert_eq!(
+        s.by_id(&format!("x{}", &minted_id[1..])),
+        None,
+        "a guessed id"
+    );
+    s.remove(kept);
+    assert_eq!(s.by_id(&kept_id), None);
+    s.remove(minted);
+    assert_eq!(s.by_id(&minted_id), None);
+    let reused = s.insert(new(None));
+    assert_eq!(reused, minted, "slot reused");
+    assert_eq!(
+        s.by_id(&minted_id),
+        None,
+        "a stale id does not name the new socket"
+    );
 }
