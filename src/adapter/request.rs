@@ -127,149 +127,180 @@ pub fn decode_request(
     request_from(req, nsp, attachments)
 }
 
+/// The fields every request kind reads: the request object, its `opts`, the namespace.
+struct Fields {
+    req: Map<String, Value>,
+    nsp: String,
+    uid: Option<String>,
+    request_id: Option<String>,
+}
+
+impl Fields {
+    fn opts(&self) -> Option<&Value> {
+        self.req.get("opts")
+    }
+
+    /// `opts.<field>` as a room list.
+    fn sel(&self, field: &str) -> Result<Vec<String>, DecodeError> {
+        strings(self.opts().and_then(|o| o.get(field)), field)
+    }
+
+    /// `(opts.rooms, opts.except)`.
+    fn selection(&self) -> Result<(Vec<String>, Vec<String>), DecodeError> {
+        Ok((self.sel("rooms")?, self.sel("except")?))
+    }
+
+    fn required_id(&mut self, what: &str) -> Result<String, DecodeError> {
+        self.request_id
+            .take()
+            .ok_or_else(|| DecodeError::BadRequest(format!("{what} without requestId")))
+    }
+}
+
 fn request_from(
     req: Map<String, Value>,
     nsp: String,
     attachments: Vec<Bytes>,
 ) -> Result<RemoteRequest, DecodeError> {
-    let uid = req.get("uid").and_then(string);
-    let request_id = req.get("requestId").and_then(string);
     let kind = req
         .get("type")
         .and_then(Value::as_u64)
         .ok_or_else(|| DecodeError::BadRequest("no numeric type".into()))?;
-    let opts = req.get("opts");
-    let sel = |field: &str| -> Result<Vec<String>, DecodeError> {
-        strings(opts.and_then(|o| o.get(field)), field)
+    let mut f = Fields {
+        uid: req.get("uid").and_then(string),
+        request_id: req.get("requestId").and_then(string),
+        req,
+        nsp,
     };
     Ok(match kind {
-        kind::REMOTE_JOIN | kind::REMOTE_LEAVE => {
-            let (rooms, opts_rooms, opts_except) = if opts.is_some() {
-                (
-                    strings(req.get("rooms"), "rooms")?,
-                    sel("rooms")?,
-                    sel("except")?,
-                )
-            } else {
-                // The older one-socket form `{sid, room}`: a socket is in the room named by
-                // its id, so it is the same request with that room selected.
-                let sid = req.get("sid").and_then(string);
-                let room = req.get("room").and_then(string);
-                match (sid, room) {
-                    (Some(sid), Some(room)) => (vec![room], vec![sid], Vec::new()),
-                    _ => return Err(DecodeError::BadRequest("no opts and no sid/room".into())),
-                }
-            };
-            if kind == kind::REMOTE_JOIN {
-                RemoteRequest::Join {
-                    uid,
-                    nsp,
-                    rooms,
-                    opts_rooms,
-                    opts_except,
-                }
-            } else {
-                RemoteRequest::Leave {
-                    uid,
-                    nsp,
-                    rooms,
-                    opts_rooms,
-                    opts_except,
-                }
-            }
-        }
-        kind::REMOTE_DISCONNECT => {
-            let close = req.get("close").and_then(Value::as_bool).unwrap_or(false);
-            let (opts_rooms, opts_except) = if opts.is_some() {
-                (sel("rooms")?, sel("except")?)
-            } else {
-                match req.get("sid").and_then(string) {
-                    Some(sid) => (vec![sid], Vec::new()),
-                    None => return Err(DecodeError::BadRequest("no opts and no sid".into())),
-                }
-            };
-            RemoteRequest::Disconnect {
-                uid,
-                nsp,
-                close,
+        kind::REMOTE_JOIN | kind::REMOTE_LEAVE => membership(kind, f)?,
+        kind::REMOTE_DISCONNECT => disconnect(f)?,
+        kind::REMOTE_FETCH => {
+            let request_id = f.required_id("fetchSockets")?;
+            let (opts_rooms, opts_except) = f.selection()?;
+            RemoteRequest::Fetch {
+                uid: f.uid,
+                nsp: f.nsp,
+                request_id,
                 opts_rooms,
                 opts_except,
             }
         }
-        kind::REMOTE_FETCH => RemoteRequest::Fetch {
-            uid,
-            nsp,
-            request_id: request_id
-                .ok_or_else(|| DecodeError::BadRequest("fetchSockets without requestId".into()))?,
-            opts_rooms: sel("rooms")?,
-            opts_except: sel("except")?,
-        },
         kind::SERVER_SIDE_EMIT => RemoteRequest::ServerSideEmit {
-            uid,
-            nsp,
-            request_id,
-            data: req.get("data").cloned().unwrap_or(Value::Array(Vec::new())),
+            data: f.req.remove("data").unwrap_or(Value::Array(Vec::new())),
+            uid: f.uid,
+            nsp: f.nsp,
+            request_id: f.request_id,
         },
-        kind::BROADCAST => {
-            let request_id = request_id
-                .ok_or_else(|| DecodeError::BadRequest("broadcast without requestId".into()))?;
-            let packet = req.get("packet").ok_or(DecodeError::BadPacket)?;
-            let pkind = packet
-                .get("type")
-                .and_then(Value::as_u64)
-                .ok_or(DecodeError::BadPacket)?;
-            if pkind != EVENT && pkind != BINARY_EVENT {
-                return Err(DecodeError::UnsupportedPacketType(pkind));
-            }
-            let mut event_args = match packet.get("data") {
-                Some(d @ Value::Array(a)) if !a.is_empty() => d.clone(),
-                _ => return Err(DecodeError::BadEventData),
-            };
-            let attachments = msgpack::keep_referenced(&mut event_args, attachments);
-            let flags = match opts.and_then(|o| o.get("flags")) {
-                Some(f @ Value::Object(_)) => f.clone(),
-                _ => Value::Object(Map::new()),
-            };
-            let broadcast = Broadcast {
-                uid: uid.clone().unwrap_or_default(),
-                nsp: packet.get("nsp").and_then(string).unwrap_or(nsp),
-                event_args,
-                attachments,
-                rooms: sel("rooms")?,
-                except: sel("except")?,
-                flags,
-                channel_room: None,
-            };
-            RemoteRequest::BroadcastWithAck {
-                uid,
-                request_id,
-                broadcast,
-            }
-        }
+        kind::BROADCAST => broadcast_with_ack(f, attachments)?,
         kind => RemoteRequest::Other {
+            uid: f.uid,
+            nsp: f.nsp,
+            kind,
+            request_id: f.request_id,
+        },
+    })
+}
+
+/// REMOTE_JOIN / REMOTE_LEAVE, in the `opts` form or the older one-socket form `{sid, room}`.
+fn membership(kind: u64, f: Fields) -> Result<RemoteRequest, DecodeError> {
+    let (rooms, (opts_rooms, opts_except)) = if f.opts().is_some() {
+        (strings(f.req.get("rooms"), "rooms")?, f.selection()?)
+    } else {
+        // A socket is in the room named by its id, so `{sid, room}` is the same request with
+        // that room selected.
+        match (
+            f.req.get("sid").and_then(string),
+            f.req.get("room").and_then(string),
+        ) {
+            (Some(sid), Some(room)) => (vec![room], (vec![sid], Vec::new())),
+            _ => return Err(DecodeError::BadRequest("no opts and no sid/room".into())),
+        }
+    };
+    let (uid, nsp) = (f.uid, f.nsp);
+    Ok(if kind == kind::REMOTE_JOIN {
+        RemoteRequest::Join {
             uid,
             nsp,
-            kind,
-            request_id,
-        },
+            rooms,
+            opts_rooms,
+            opts_except,
+        }
+    } else {
+        RemoteRequest::Leave {
+            uid,
+            nsp,
+            rooms,
+            opts_rooms,
+            opts_except,
+        }
+    })
+}
+
+/// REMOTE_DISCONNECT, in the `opts` form or the older one-socket form `{sid}`.
+fn disconnect(f: Fields) -> Result<RemoteRequest, DecodeError> {
+    let close = f.req.get("close").and_then(Value::as_bool).unwrap_or(false);
+    let (opts_rooms, opts_except) = if f.opts().is_some() {
+        f.selection()?
+    } else {
+        match f.req.get("sid").and_then(string) {
+            Some(sid) => (vec![sid], Vec::new()),
+            None => return Err(DecodeError::BadRequest("no opts and no sid".into())),
+        }
+    };
+    Ok(RemoteRequest::Disconnect {
+        uid: f.uid,
+        nsp: f.nsp,
+        close,
+        opts_rooms,
+        opts_except,
+    })
+}
+
+/// BROADCAST with a `requestId`: a broadcast whose sender waits for acknowledgements.
+fn broadcast_with_ack(
+    mut f: Fields,
+    attachments: Vec<Bytes>,
+) -> Result<RemoteRequest, DecodeError> {
+    let request_id = f.required_id("broadcast")?;
+    let packet = f.req.get("packet").ok_or(DecodeError::BadPacket)?;
+    let pkind = packet
+        .get("type")
+        .and_then(Value::as_u64)
+        .ok_or(DecodeError::BadPacket)?;
+    if pkind != EVENT && pkind != BINARY_EVENT {
+        return Err(DecodeError::UnsupportedPacketType(pkind));
+    }
+    let mut event_args = match packet.get("data") {
+        Some(d @ Value::Array(a)) if !a.is_empty() => d.clone(),
+        _ => return Err(DecodeError::BadEventData),
+    };
+    let attachments = msgpack::keep_referenced(&mut event_args, attachments);
+    let flags = match f.opts().and_then(|o| o.get("flags")) {
+        Some(flags @ Value::Object(_)) => flags.clone(),
+        _ => Value::Object(Map::new()),
+    };
+    let (rooms, except) = f.selection()?;
+    let broadcast = Broadcast {
+        uid: f.uid.clone().unwrap_or_default(),
+        nsp: packet.get("nsp").and_then(string).unwrap_or(f.nsp),
+        event_args,
+        attachments,
+        rooms,
+        except,
+        flags,
+        channel_room: None,
+    };
+    Ok(RemoteRequest::BroadcastWithAck {
+        uid: f.uid,
+        request_id,
+        broadcast,
     })
 }
 
 /// The bytes to PUBLISH on [`request_channel`] for `req`, as a Node adapter would send them:
 /// JSON for everything but BROADCAST, which is MessagePack (it may carry binaries).
 pub fn encode_request(req: &RemoteRequest) -> Vec<u8> {
-    let with_uid = |uid: &Option<String>, mut rest: Map<String, Value>| {
-        let mut m = Map::new();
-        if let Some(uid) = uid {
-            m.insert("uid".into(), Value::from(uid.as_str()));
-        }
-        m.append(&mut rest);
-        Value::Object(m)
-    };
-    let obj = |v: Value| match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
     let doc = match req {
         RemoteRequest::Join {
             uid,
@@ -290,13 +321,11 @@ pub fn encode_request(req: &RemoteRequest) -> Vec<u8> {
             } else {
                 kind::REMOTE_LEAVE
             };
-            with_uid(
+            let opts = json!({"rooms": opts_rooms, "except": opts_except});
+            document(
                 uid,
-                obj(json!({
-                    "type": kind,
-                    "opts": {"rooms": opts_rooms, "except": opts_except},
-                    "rooms": rooms,
-                })),
+                None,
+                json!({"type": kind, "opts": opts, "rooms": rooms}),
             )
         }
         RemoteRequest::Disconnect {
@@ -305,72 +334,72 @@ pub fn encode_request(req: &RemoteRequest) -> Vec<u8> {
             opts_rooms,
             opts_except,
             ..
-        } => with_uid(
-            uid,
-            obj(json!({
-                "type": kind::REMOTE_DISCONNECT,
-                "opts": {"rooms": opts_rooms, "except": opts_except},
-                "close": close,
-            })),
-        ),
+        } => {
+            let opts = json!({"rooms": opts_rooms, "except": opts_except});
+            let body = json!({"type": kind::REMOTE_DISCONNECT, "opts": opts, "close": close});
+            document(uid, None, body)
+        }
         RemoteRequest::Fetch {
             uid,
             request_id,
             opts_rooms,
             opts_except,
             ..
-        } => with_uid(
-            uid,
-            obj(json!({
-                "requestId": request_id,
-                "type": kind::REMOTE_FETCH,
-                "opts": {"rooms": opts_rooms, "except": opts_except},
-            })),
-        ),
+        } => {
+            let opts = json!({"rooms": opts_rooms, "except": opts_except});
+            let body = json!({"type": kind::REMOTE_FETCH, "opts": opts});
+            document(uid, Some(request_id), body)
+        }
         RemoteRequest::ServerSideEmit {
             uid,
             request_id,
             data,
             ..
         } => {
-            let mut m = Map::new();
-            if let Some(id) = request_id {
-                m.insert("requestId".into(), Value::from(id.as_str()));
-            }
-            m.insert("type".into(), Value::from(kind::SERVER_SIDE_EMIT));
-            m.insert("data".into(), data.clone());
-            with_uid(uid, m)
+            let body = json!({"type": kind::SERVER_SIDE_EMIT, "data": data});
+            document(uid, request_id.as_ref(), body)
         }
         RemoteRequest::BroadcastWithAck {
             uid,
             request_id,
             broadcast,
-        } => {
-            let mut fields = Vec::with_capacity(5);
-            if let Some(uid) = uid {
-                fields.push((Mp::from("uid"), Mp::from(uid.as_str())));
-            }
-            fields.push((Mp::from("requestId"), Mp::from(request_id.as_str())));
-            fields.push((Mp::from("type"), Mp::from(kind::BROADCAST)));
-            fields.push((Mp::from("packet"), packet_value(broadcast)));
-            fields.push((Mp::from("opts"), opts_value(broadcast)));
-            return msgpack::write(&Mp::Map(fields));
-        }
+        } => return encode_broadcast_request(uid.as_deref(), request_id, broadcast),
         RemoteRequest::Other {
             uid,
             kind,
             request_id,
             ..
-        } => {
-            let mut m = Map::new();
-            if let Some(id) = request_id {
-                m.insert("requestId".into(), Value::from(id.as_str()));
-            }
-            m.insert("type".into(), Value::from(*kind));
-            with_uid(uid, m)
-        }
+        } => document(uid, request_id.as_ref(), json!({"type": kind})),
     };
     serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+/// A JSON request as the adapter writes one: `uid`, then `requestId`, then the rest.
+fn document(uid: &Option<String>, request_id: Option<&String>, rest: Value) -> Value {
+    let mut m = Map::new();
+    if let Some(uid) = uid {
+        m.insert("uid".into(), Value::from(uid.as_str()));
+    }
+    if let Some(id) = request_id {
+        m.insert("requestId".into(), Value::from(id.as_str()));
+    }
+    if let Value::Object(mut rest) = rest {
+        m.append(&mut rest);
+    }
+    Value::Object(m)
+}
+
+/// A broadcast-with-ack request: MessagePack, since it may carry binaries.
+fn encode_broadcast_request(uid: Option<&str>, request_id: &str, b: &Broadcast) -> Vec<u8> {
+    let mut fields = Vec::with_capacity(5);
+    if let Some(uid) = uid {
+        fields.push((Mp::from("uid"), Mp::from(uid)));
+    }
+    fields.push((Mp::from("requestId"), Mp::from(request_id)));
+    fields.push((Mp::from("type"), Mp::from(kind::BROADCAST)));
+    fields.push((Mp::from("packet"), packet_value(b)));
+    fields.push((Mp::from("opts"), opts_value(b)));
+    msgpack::write(&Mp::Map(fields))
 }
 
 fn string(v: &Value) -> Option<String> {
