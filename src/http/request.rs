@@ -88,18 +88,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
         head_len,
         ..Request::default()
     };
-    let (mut upgrade_header_websocket, mut connection_upgrade) = (false, false);
+    let mut connection_upgrade = false;
+    let mut upgrade_header_websocket = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            // RFC 9112: 1*DIGIT. Anything else leaves the framing unknown.
-            let v = h.value.trim_ascii();
-            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-                return Err(RequestError::BadContentLength);
-            }
-            let n = std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or(RequestError::BadContentLength)?;
+            let n = content_length(h.value)?;
             if out.content_length.is_some_and(|old| old != n) {
                 return Err(RequestError::BadContentLength);
             }
@@ -107,22 +100,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
             continue;
         }
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only codings ending in `chunked` have a defined length (answered 411 later); anything else,
-            // or a second header, would desync framing with a proxy in front.
-            let codings: Vec<&[u8]> = h
-                .value
-                .split(|&b| b == b',')
-                .map(<[u8]>::trim_ascii)
-                .collect();
-            let chunked_last = codings
-                .last()
-                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
-            let chunked_once = codings
-                .iter()
-                .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
-                .count()
-                == 1;
-            if out.chunked || !chunked_last || !chunked_once {
+            if out.chunked || !chunked_last_once(h.value) {
                 return Err(RequestError::BadTransferEncoding);
             }
             out.chunked = true;
@@ -145,26 +123,62 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request<'_>>, RequestError> {
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade_header_websocket = value.eq_ignore_ascii_case("websocket");
-        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            out.ws_key = Some(value);
-        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            out.ws_version = Some(value);
-        } else if name.eq_ignore_ascii_case("origin") {
-            out.origin = Some(value);
-        } else if name.eq_ignore_ascii_case("host") {
-            out.host = Some(value);
-        } else if name.eq_ignore_ascii_case("cookie") {
-            out.cookie = Some(value);
-        } else if name.eq_ignore_ascii_case("authorization") {
-            out.authorization = Some(value);
-        } else if name.eq_ignore_ascii_case("x-api-key") {
-            out.api_key = Some(value);
-        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
-            out.acr_headers = Some(value);
+        } else {
+            out.keep_header(name, value);
         }
     }
     out.upgrade_websocket = upgrade_header_websocket && connection_upgrade;
     Ok(Some(out))
+}
+
+impl<'a> Request<'a> {
+    /// Keeps the value of a header the server reads later (the others are ignored).
+    fn keep_header(&mut self, name: &str, value: &'a str) {
+        let is = |h: &str| name.eq_ignore_ascii_case(h);
+        let slot = if is("sec-websocket-key") {
+            &mut self.ws_key
+        } else if is("sec-websocket-version") {
+            &mut self.ws_version
+        } else if is("origin") {
+            &mut self.origin
+        } else if is("host") {
+            &mut self.host
+        } else if is("cookie") {
+            &mut self.cookie
+        } else if is("authorization") {
+            &mut self.authorization
+        } else if is("x-api-key") {
+            &mut self.api_key
+        } else if is("access-control-request-headers") {
+            &mut self.acr_headers
+        } else {
+            return;
+        };
+        *slot = Some(value);
+    }
+}
+
+/// A Content-Length value. RFC 9112: 1*DIGIT; anything else leaves the framing unknown.
+fn content_length(v: &[u8]) -> Result<usize, RequestError> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(RequestError::BadContentLength);
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or(RequestError::BadContentLength)
+}
+
+/// Whether a Transfer-Encoding value ends in `chunked` and names it once: only those have a
+/// defined length (answered 411 later); anything else would desync framing with a proxy.
+fn chunked_last_once(value: &[u8]) -> bool {
+    let codings: Vec<&[u8]> = value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    codings.last().is_some_and(|c| chunked(c)) && codings.iter().filter(|c| chunked(c)).count() == 1
 }
 
 /// The first value of `key` in a query string, undecoded.
