@@ -25,6 +25,8 @@ use super::marks::MarkBook;
 use super::{producer, KafkaConfig, KafkaEvent, Shared};
 use crate::bridge::{Backoff, EventSender};
 
+mod start;
+
 /// Applied offsets are committed this often (batched).
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 /// Topic metadata is re-read this often, to pick up new partitions and topics.
@@ -226,6 +228,49 @@ struct Worker {
     lag: Rc<RefCell<HashMap<(String, i32), i64>>>,
 }
 
+/// Offset commits that fail back off, and warn once when they keep failing.
+struct CommitRetry {
+    backoff: Backoff,
+    not_before: Instant,
+    failures: u32,
+}
+
+impl CommitRetry {
+    fn new() -> Self {
+        CommitRetry {
+            backoff: Backoff::new(COMMIT_RETRY_BASE, RECONNECT_CAP),
+            not_before: Instant::now(),
+            failures: 0,
+        }
+    }
+
+    fn due(&self) -> bool {
+        Instant::now() >= self.not_before
+    }
+
+    fn after(&mut self, result: Result<(), String>, shared: &Shared) {
+        match result {
+            Ok(()) => {
+                if self.failures >= COMMIT_WARN_AFTER {
+                    log::info!("kafka: offset commits work again");
+                }
+                self.failures = 0;
+                self.backoff.reset();
+            }
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == COMMIT_WARN_AFTER {
+                    log::warn!("kafka: offset commits keep failing: {e}; retrying");
+                } else {
+                    log::debug!("kafka: offset commit failed: {e}");
+                }
+                shared.error(e);
+                self.not_before = Instant::now() + self.backoff.next_delay();
+            }
+        }
+    }
+}
+
 impl Worker {
     /// One session: set up, then fetch and commit until something breaks or stop.
     async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> End {
@@ -260,9 +305,7 @@ impl Worker {
         let mut refresh_tick =
             tokio::time::interval_at(Instant::now() + METADATA_REFRESH, METADATA_REFRESH);
         refresh_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut commit_backoff = Backoff::new(COMMIT_RETRY_BASE, RECONNECT_CAP);
-        let mut commit_after = Instant::now();
-        let mut commit_failures = 0u32;
+        let mut commits = CommitRetry::new();
         loop {
             tokio::select! {
                 _ = stopped(stop) => return End::Stopped,
@@ -275,179 +318,48 @@ impl Worker {
                     Err(e) => return End::Failed(format!("fetch task failed: {e}")),
                 },
                 _ = commit_tick.tick() => {
-                    if Instant::now() < commit_after {
-                        continue;
-                    }
-                    match self.commit().await {
-                        Ok(()) => {
-                            if commit_failures >= COMMIT_WARN_AFTER {
-                                log::info!("kafka: offset commits work again");
-                            }
-                            commit_failures = 0;
-                            commit_backoff.reset();
-                        }
-                        Err(e) => {
-                            commit_failures += 1;
-                            if commit_failures == COMMIT_WARN_AFTER {
-                                log::warn!("kafka: offset commits keep failing: {e}; retrying");
-                            } else {
-                                log::debug!("kafka: offset commit failed: {e}");
-                            }
-                            self.shared.error(e);
-                            commit_after = Instant::now() + commit_backoff.next_delay();
-                        }
+                    if commits.due() {
+                        let result = self.commit().await;
+                        commits.after(result, &self.shared);
                     }
                 }
                 _ = refresh_tick.tick() => {
-                    let found = match timeout(REQUEST_TIMEOUT, self.partitions(&client)).await {
-                        Err(_) => return End::Failed("metadata refresh timed out".to_owned()),
-                        Ok(Err(e)) => return End::Failed(e),
-                        Ok(Ok(found)) => found,
-                    };
-                    let new: Vec<_> = found.into_iter().filter(|k| !active.contains(k)).collect();
-                    if new.is_empty() {
-                        continue;
-                    }
-                    let starts = match timeout(SETUP_TIMEOUT, self.starts(&client, &new, true)).await {
-                        Err(_) => return End::Failed("starting new partitions timed out".to_owned()),
-                        Ok(Err(e)) => return End::Failed(e),
-                        Ok(Ok(s)) => s,
-                    };
-                    for s in starts {
-                        log::info!(
-                            "kafka: consuming new partition {}/{} from offset {}",
-                            s.topic, s.partition, s.offset
-                        );
-                        active.insert((s.topic.clone(), s.partition));
-                        self.spawn_fetch(&mut tasks, s);
+                    if let Err(e) = self.start_new_partitions(&client, &mut active, &mut tasks).await {
+                        return End::Failed(e);
                     }
                 }
             }
         }
     }
 
-    /// Client, partitions, committed or reset offsets.
-    async fn setup(&mut self) -> Result<(Arc<Client>, Vec<Start>), String> {
-        let client = ClientBuilder::new(self.cfg.brokers.clone())
-            .client_id("sio-edge")
-            .backoff_config(rskafka_backoff())
-            .build()
-            .await
-            .map_err(|e| format!("connecting to {}: {e}", self.cfg.brokers.join(",")))?;
-        let client = Arc::new(client);
-        let parts = self.partitions(&client).await?;
-        let starts = self.starts(&client, &parts, false).await?;
-        Ok((client, starts))
-    }
-
-    /// The partitions of the configured topics that exist now.
-    async fn partitions(&mut self, client: &Client) -> Result<Vec<(String, i32)>, String> {
-        if self.cfg.topics.is_empty() {
-            return Ok(Vec::new());
-        }
-        let topics = client
-            .list_topics()
-            .await
-            .map_err(|e| format!("metadata: {e}"))?;
-        let mut out = Vec::new();
-        for name in &self.cfg.topics {
-            match topics.iter().find(|t| &t.name == name) {
-                Some(t) => {
-                    self.missing_warned.remove(name);
-                    out.extend(t.partitions.iter().map(|p| (name.clone(), *p)));
-                }
-                None => {
-                    if self.missing_warned.insert(name.clone()) {
-                        log::warn!("kafka: topic {name} does not exist; consuming it once it does");
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Start offsets for `parts`: the committed offset, or a reset position that is committed
-    /// at once (so an outage later resumes from it).
-    async fn starts(
+    /// The metadata refresh: starts fetching partitions that appeared since the last one.
+    async fn start_new_partitions(
         &mut self,
         client: &Client,
-        parts: &[(String, i32)],
-        mid_session: bool,
-    ) -> Result<Vec<Start>, String> {
-        if parts.is_empty() {
-            return Ok(Vec::new());
+        active: &mut HashSet<(String, i32)>,
+        tasks: &mut FetchTasks,
+    ) -> Result<(), String> {
+        let found = timeout(REQUEST_TIMEOUT, self.partitions(client))
+            .await
+            .map_err(|_| "metadata refresh timed out".to_owned())??;
+        let new: Vec<_> = found.into_iter().filter(|k| !active.contains(k)).collect();
+        if new.is_empty() {
+            return Ok(());
         }
-        let committed = self.group.fetch(parts).await?;
-        let mut starts = Vec::with_capacity(parts.len());
-        let mut to_commit = Offsets::new();
-        for (topic, partition) in parts {
-            let pc = client
-                .partition_client(topic.clone(), *partition, UnknownTopicHandling::Error)
-                .await
-                .map_err(|e| format!("{topic}/{partition}: {e}"))?;
-            let key = (topic.clone(), *partition);
-            let stored = committed
-                .get(topic)
-                .and_then(|m| m.get(partition))
-                .copied()
-                .unwrap_or(-1);
-            let offset = if stored >= 0 {
-                stored
-            } else {
-                // We were reading this partition but the broker lost our commit: its storage
-                // was reset, so our old position means nothing in the new log. Start at its
-                // beginning; starting at the latest offset would skip every event produced
-                // since it came back, and dedup by id absorbs any repeat.
-                let lost = self.known.contains(&key)
-                    && self
-                        .committed
-                        .get(topic)
-                        .is_some_and(|m| m.contains_key(partition));
-                let appeared = mid_session || (self.started && !self.known.contains(&key));
-                let reset = if lost || appeared || !self.cfg.start_at_latest {
-                    Reset::Earliest
-                } else {
-                    Reset::Latest
-                };
-                let at = pc
-                    .get_offset(reset.at())
-                    .await
-                    .map_err(|e| format!("{topic}/{partition}: list offsets: {e}"))?;
-                if lost {
-                    log::info!(
-                        "kafka: {topic}/{partition}: group {} lost its committed offset; restarting at the earliest offset {at}",
-                        self.cfg.group_id
-                    );
-                } else {
-                    log::info!(
-                        "kafka: {topic}/{partition}: no committed offset for group {}; starting at the {} offset {at}",
-                        self.cfg.group_id,
-                        if reset == Reset::Latest { "latest" } else { "earliest" },
-                    );
-                }
-                to_commit
-                    .entry(topic.clone())
-                    .or_default()
-                    .insert(*partition, at);
-                at
-            };
-            self.committed
-                .entry(topic.clone())
-                .or_default()
-                .insert(*partition, offset);
-            self.known.insert(key);
-            starts.push(Start {
-                topic: topic.clone(),
-                partition: *partition,
-                client: pc,
-                offset,
-            });
+        let starts = timeout(SETUP_TIMEOUT, self.starts(client, &new, true))
+            .await
+            .map_err(|_| "starting new partitions timed out".to_owned())??;
+        for s in starts {
+            log::info!(
+                "kafka: consuming new partition {}/{} from offset {}",
+                s.topic,
+                s.partition,
+                s.offset
+            );
+            active.insert((s.topic.clone(), s.partition));
+            self.spawn_fetch(tasks, s);
         }
-        if !to_commit.is_empty() {
-            self.group.commit(&to_commit).await?;
-        }
-        self.started = true;
-        Ok(starts)
+        Ok(())
     }
 
     /// Marks the session up: status, `Connected` event, log.
