@@ -15,13 +15,33 @@ use std::rc::Rc;
 use std::time::Instant;
 
 /// A socket being restored by connection state recovery.
-struct Restored {
-    pid: String,
-    sid: String,
-    rooms: Vec<String>,
-    /// Replay broadcasts after this offset.
-    after: u64,
-    disconnected_at: Instant,
+pub(crate) struct Restored {
+    pub pid: String,
+    pub sid: String,
+    pub rooms: Vec<String>,
+    pub replay: Replay,
+    pub disconnected_at: Instant,
+}
+
+/// Where a restored socket's missed broadcasts come from.
+pub(crate) enum Replay {
+    /// The in-process log, after this offset.
+    Local { after: u64 },
+    /// The Redis log (read with the session) and what arrived while it was read.
+    Remote(crate::server::cluster::RemoteReplay),
+}
+
+/// A CONNECT whose client is authenticated, on its way to a socket (parked while Redis is
+/// asked for its recovery session).
+#[derive(Debug)]
+pub(crate) struct Connecting {
+    pub s: usize,
+    /// The Engine.IO session id: a parked CONNECT completes only on the same session.
+    pub session_sid: String,
+    pub name: String,
+    pub auth: Value,
+    pub user: Option<String>,
+    pub claim_rooms: Vec<String>,
 }
 
 impl Server {
@@ -240,7 +260,58 @@ impl Server {
             ),
             None => (None, Vec::new()),
         };
-        let restored = self.restore(ns, &user, &auth);
+        let c = Connecting {
+            s,
+            session_sid: self.engine.sid(s).to_owned(),
+            name: name.to_owned(),
+            auth,
+            user,
+            claim_rooms,
+        };
+        self.connect_with(c, ns);
+    }
+
+    /// A CONNECT with a recovery pid asks Redis first when Redis holds the sessions; else (and
+    /// when Redis has nothing) the in-process store.
+    pub(crate) fn connect_with(&mut self, c: Connecting, ns: usize) {
+        let pid = c.auth.get("pid").and_then(Value::as_str).map(str::to_owned);
+        let c = match pid {
+            Some(pid) if !self.config.recovery_window.is_zero() => {
+                match self.recover_from_redis(c, ns, &pid) {
+                    Some(c) => c,
+                    None => return,
+                }
+            }
+            _ => c,
+        };
+        self.connect_local(c, ns);
+    }
+
+    /// Completes a CONNECT with the in-process recovery store.
+    pub(crate) fn connect_local(&mut self, c: Connecting, ns: usize) {
+        let restored = self.restore(ns, &c.user, &c.auth);
+        self.finish_connect(c, ns, restored);
+    }
+
+    /// The namespace a parked CONNECT may still complete in: the session is the same one
+    /// and has not connected the namespace meanwhile.
+    pub(crate) fn resume_target(&mut self, c: &Connecting) -> Option<usize> {
+        if self.engine.sid(c.s) != c.session_sid {
+            return None;
+        }
+        self.connect_target(c.s, &c.name)
+    }
+
+    /// Creates the socket (restored or new), joins its rooms and answers the CONNECT.
+    pub(crate) fn finish_connect(&mut self, c: Connecting, ns: usize, restored: Option<Restored>) {
+        let Connecting {
+            s,
+            name,
+            auth,
+            user,
+            claim_rooms,
+            ..
+        } = c;
         let recovery_on = !self.config.recovery_window.is_zero();
         let sock = self.sockets.insert(NewSocket {
             id: restored.as_ref().map_or_else(new_id, |r| r.sid.clone()),
@@ -259,7 +330,8 @@ impl Server {
         if self.admin.watching() {
             self.admin_socket_connected(sock);
         }
-        self.connected(sock, s, name, restored);
+        self.connected(sock, s, &name, restored);
+        self.session_open(sock);
         self.on_connect(sock, &auth);
     }
 
@@ -285,11 +357,14 @@ impl Server {
             let mut own = self.sockets.get(sock).expect("inserted").rooms.clone();
             own.push(id.clone());
             let ns = self.sockets.get(sock).expect("inserted").ns;
-            missed = self
-                .stores
-                .recovery
-                .missed(r.after, ns, &own)
-                .unwrap_or_default();
+            missed = match r.replay {
+                Replay::Local { after } => self
+                    .stores
+                    .recovery
+                    .missed(after, ns, &own)
+                    .unwrap_or_default(),
+                Replay::Remote(remote) => self.remote_missed(ns, &own, remote),
+            };
         }
         log::debug!(
             "socket {id} connected to {name} (user {}, recovered {})",
@@ -331,12 +406,12 @@ impl Server {
         if !self.stores.recovery.covers(after) {
             return None;
         }
-        self.mirror_recovery(pid, None);
+        self.session_drop(pid);
         Some(Restored {
             pid: pid.to_owned(),
             sid: saved.sid,
             rooms: saved.rooms,
-            after,
+            replay: Replay::Local { after },
             disconnected_at: saved.at,
         })
     }
@@ -385,9 +460,12 @@ impl Server {
             .get(sock)
             .map(|x| x.rooms.clone())
             .unwrap_or_default();
+        // Its recovery session is written once below, not on every leave.
+        self.cluster.rec.removing = Some(sock);
         for room in &joined {
             self.leave(sock, room);
         }
+        self.cluster.rec.removing = None;
         let Some(socket) = self.sockets.remove(sock) else {
             return;
         };
@@ -402,9 +480,11 @@ impl Server {
                     connected_offset: socket.connected_offset,
                     at: Instant::now(),
                 };
-                self.mirror_recovery(pid, Some(&saved));
+                self.session_lost(pid, &saved);
                 self.stores.recovery.save(pid.clone(), saved);
             }
+        } else if let Some(pid) = &socket.pid {
+            self.session_drop(pid);
         }
         self.engine.remove_socket(socket.session, sock);
         log::debug!(
@@ -457,6 +537,7 @@ impl Server {
             self.admin_room_changed(sock, room, delta);
         }
         self.membership_changed(sock, room, delta);
+        self.session_rooms(sock);
         if let Some(class) = room.strip_prefix("class:") {
             self.class_changed(class);
         }
