@@ -276,15 +276,15 @@ function tcpOpen(port) {
 
 /**
  * Starts a sio-edge node (`--host 127.0.0.1 --port 0`, JWT secret and API key of this fixture,
- * `--node-id`), plus `redisUrl`, `kafka` ({brokers, topics, groupId, clientEventsTopic, start})
+ * `--node-id`; `port` to reuse a port after a restart), plus `redisUrl`, `kafka` ({brokers, topics, groupId, clientEventsTopic, start})
  * and extra args. Resolves once it printed `sio-edge listening on IP:PORT`.
  */
-export function startNode({ nodeId, redisUrl, kafka, args = [], log = 'info' } = {}) {
+export function startNode({ nodeId, redisUrl, kafka, args = [], log = 'info', port = 0 } = {}) {
   if (!existsSync(BIN)) {
     return Promise.reject(new Error(`sio-edge binary not found at ${BIN} (set SIO_EDGE_BIN or run cargo build)`));
   }
   const id = nodeId ?? `node-${randomBytes(3).toString('hex')}`;
-  const full = ['--host', '127.0.0.1', '--port', '0', '--jwt-secret', JWT_SECRET, '--internal-api-key', API_KEY,
+  const full = ['--host', '127.0.0.1', '--port', String(port), '--jwt-secret', JWT_SECRET, '--internal-api-key', API_KEY,
     '--node-id', id, '--log', log];
   if (redisUrl) full.push('--redis-url', redisUrl);
   if (kafka) {

@@ -329,6 +329,7 @@ impl Server {
                 c.arg(self.cluster.presence_key());
                 c
             }]);
+            self.release_logger_lease();
         }
         if let Some(r) = self.cluster.redis.take() {
             r.shutdown();
@@ -374,6 +375,7 @@ impl Server {
                 }
                 self.cluster.stats.redis_up = true;
                 self.resync_redis();
+                self.reopen_sessions();
                 self.redis_state_known();
             }
             RedisEvent::Disconnected(why) => {

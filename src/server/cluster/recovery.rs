@@ -164,6 +164,20 @@ impl Server {
         self.cluster.write(vec![c]);
     }
 
+    /// After Redis (re)connects: every live socket's session is written again (Redis may
+    /// have restarted empty).
+    pub(super) fn reopen_sessions(&mut self) {
+        let live: Vec<usize> = self
+            .sockets
+            .iter()
+            .filter(|(_, x)| x.pid.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        for sock in live {
+            self.session_open(sock);
+        }
+    }
+
     /// Renews the sessions of live sockets every third of the window (one pipeline).
     pub(super) fn refresh_sessions(&mut self, now: Instant) {
         let every = (self.config.recovery_window / 3).max(Duration::from_secs(1));

@@ -64,6 +64,8 @@ pub(crate) struct LogState {
     seq: u64,
     pub lease: Lease,
     lease_n: u64,
+    /// The last of our own sync markers read back (it may come before the script's answer).
+    marker_seen: u64,
     foreign: VecDeque<Foreign>,
     /// Broadcasts logged by this node.
     pub logged: u64,
@@ -206,11 +208,16 @@ impl Server {
     /// A message on a log channel: a sync marker, or a logged broadcast to deliver.
     pub(super) fn on_log_message(&mut self, channel: &[u8], payload: &[u8]) {
         if channel == SYNC_CHANNEL.as_bytes() {
-            let mine = format!("{}:{}", self.cluster.uid, self.cluster.log.lease_n);
-            if payload == mine.as_bytes()
-                && self.cluster.log.lease == Lease::Syncing(self.cluster.log.lease_n)
-            {
-                self.lease_synced();
+            let n = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|p| p.strip_prefix(self.cluster.uid.as_str()))
+                .and_then(|p| p.strip_prefix(':'))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = n {
+                self.cluster.log.marker_seen = n;
+                if self.cluster.log.lease == Lease::Syncing(n) {
+                    self.lease_synced();
+                }
             }
             return;
         }
@@ -277,10 +284,23 @@ impl Server {
         self.refresh_sessions(now);
     }
 
+    /// At shutdown: another node takes the lease at its next attempt, not after the TTL.
+    pub(super) fn release_logger_lease(&mut self) {
+        if self.cluster.log.lease == Lease::Follower {
+            return;
+        }
+        let script = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end";
+        let key = self.cluster.lease_key();
+        let uid = self.cluster.uid.clone();
+        self.cluster.write(vec![eval(script, &[key], &[uid])]);
+    }
+
     /// The lease script's answer for attempt `n`.
     pub(super) fn on_lease_reply(&mut self, n: u64, answer: Option<i64>) {
         let state = self.cluster.log.lease;
+        log::trace!("logger lease attempt {n}: {answer:?} in state {state:?}");
         match answer {
+            Some(2) if self.cluster.log.marker_seen == n => self.lease_synced(),
             Some(2) => self.cluster.log.lease = Lease::Syncing(n),
             // Held, but we did not know (the answer that gave it to us was lost): its sync
             // marker came and went, so act on it now.
