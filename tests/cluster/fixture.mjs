@@ -485,8 +485,11 @@ export function connectUser(node, user, claims = {}, { track, ...opts } = {}) {
   rec.user = user;
   return new Promise((res, rej) => {
     const timer = setTimeout(() => { socket.close(); rej(new Error(`${user} did not connect to ${node.url} within 10 s`)); }, 10_000);
-    socket.once('connect', () => { clearTimeout(timer); res(rec); });
-    socket.once('connect_error', (err) => { clearTimeout(timer); socket.close(); rej(err); });
+    // Only the first connect: a later connect_error (a reconnection attempt) must not close
+    // a socket that reconnects by itself.
+    const failed = (err) => { clearTimeout(timer); socket.close(); rej(err); };
+    socket.once('connect', () => { clearTimeout(timer); socket.off('connect_error', failed); res(rec); });
+    socket.once('connect_error', failed);
   });
 }
 

@@ -70,6 +70,13 @@ function assertIncreasing(offsets) {
 const news = (rec) => rec.all('news').map(([d]) => d.n);
 const offsets = (rec, ev = 'news') => rec.all(ev).map((args) => args[args.length - 1]);
 
+/** `p`, or a rejection naming `what` after `ms`. */
+function within(p, ms, what) {
+  let timer;
+  const t = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 /** Drops the client's transport (no DISCONNECT: the server keeps it for recovery). */
 async function dropTransport(rec) {
   const gone = once(rec.socket, 'disconnect');
@@ -161,8 +168,13 @@ test('(b) node restarted with SIGTERM on the same port: the client reconnects by
     await x.wait('news', (d) => d.n === 0);
     const { id: oldId, _pid: pid } = x.socket;
     await sessionHasRooms(redis, pid, [room]);
+    const trail = [];
+    for (const ev of ['reconnect_attempt', 'reconnect_error', 'error', 'close', 'open', 'reconnect']) {
+      x.socket.io.on(ev, (e) => trail.push(`${new Date().toISOString()} ${ev} ${e?.message ?? e ?? ''}`));
+    }
+    x.socket.on('connect_error', (e) => trail.push(`connect_error ${e.message}`));
 
-    const gone = once(x.socket, 'disconnect');
+    const gone = within(once(x.socket, 'disconnect'), 10_000, 'disconnect at shutdown');
     const exit = await a.stop();
     assert.equal(exit.signal ?? 'exit', 'exit', `A exited by itself after SIGTERM: ${JSON.stringify(exit)}`);
     const [reason] = await gone;
@@ -172,9 +184,9 @@ test('(b) node restarted with SIGTERM on the same port: the client reconnects by
     em.emitter.to(room).emit('news', { n: 2 });
     await waitFor(async () => (await metric(b, 'sio_recovery_logged_total')) >= loggedByB + 2, { timeoutMs: 10_000, what: 'both logged by B' });
 
-    const back = once(x.socket, 'connect');
+    const back = within(once(x.socket, 'connect'), 20_000, 'the client reconnecting by itself');
     a2 = await startNode({ nodeId: a.id, redisUrl: redis.url, port: a.port });
-    await back;
+    await back.catch((e) => { e.message += `\n--- client: ${trail.join('\n')}\n--- restarted A:\n${a2.log().slice(-6000)}`; throw e; });
     assert.equal(x.socket.recovered, true, 'socket.recovered');
     assert.equal(x.socket.id, oldId);
     await x.wait('news', (d) => d.n === 2);
