@@ -161,9 +161,16 @@ impl Server {
         if let (Some(id), true) = (&e.offset, recovery_on) {
             self.capture_for_recoveries(e.ns, id, &msg, e.all, &rooms, &except);
         }
+        let mut skip: Cow<'_, [String]> = Cow::Borrowed(&e.except);
+        if let (Some(id), true) = (&e.offset, recovery_on) {
+            let replayed = self.replayed_already(e.ns, id);
+            if !replayed.is_empty() {
+                skip.to_mut().extend(replayed);
+            }
+        }
         let target = Target {
             rooms: &rooms,
-            except: &e.except,
+            except: &skip,
             except_socket: e.except_socket,
             volatile: e.volatile,
             all: e.all,

@@ -363,7 +363,7 @@ impl Server {
                     .recovery
                     .missed(after, ns, &own)
                     .unwrap_or_default(),
-                Replay::Remote(remote) => self.remote_missed(ns, &own, remote),
+                Replay::Remote(remote) => self.remote_missed(ns, &id, &own, remote),
             };
         }
         log::debug!(

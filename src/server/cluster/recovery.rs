@@ -63,6 +63,11 @@ pub(crate) struct RecoveryState {
     /// Captures of recoveries in flight: (query id, namespace, captured).
     inflight: Vec<(u64, usize, Vec<Captured>)>,
     refreshed_at: Option<Instant>,
+    /// Sockets restored from Redis and the last log id their replay covered: a logged
+    /// broadcast up to it that comes back only now was replayed already (namespace, socket
+    /// id, last id). Dropped once a later id arrives in the namespace (pub/sub is in log
+    /// order).
+    replayed: Vec<(usize, String, LogId)>,
     /// The socket being removed: its leaves do not rewrite its session.
     pub removing: Option<usize>,
 }
@@ -368,6 +373,7 @@ impl Server {
     pub(crate) fn remote_missed(
         &mut self,
         ns: usize,
+        sid: &str,
         own: &[String],
         r: RemoteReplay,
     ) -> Vec<Rc<Outbound>> {
@@ -395,10 +401,27 @@ impl Server {
         }
         for c in r.captured {
             if c.id > last && addressed(c.all, &c.rooms, &c.except, own) {
+                last = c.id;
                 out.push(c.msg);
             }
         }
+        self.cluster.rec.replayed.push((ns, sid.to_owned(), last));
         out
+    }
+
+    /// Socket ids a logged broadcast `id` of namespace `ns` must skip: restored sockets whose
+    /// replay covered it (its publication came back after the replay was read).
+    pub(crate) fn replayed_already(&mut self, ns: usize, id: &str) -> Vec<String> {
+        let Some(id) = parse_id(id) else {
+            return Vec::new();
+        };
+        let replayed = &mut self.cluster.rec.replayed;
+        replayed.retain(|(n, _, last)| *n != ns || id <= *last);
+        replayed
+            .iter()
+            .filter(|(n, ..)| *n == ns)
+            .map(|(_, sid, _)| sid.clone())
+            .collect()
     }
 }
 
