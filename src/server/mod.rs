@@ -24,6 +24,7 @@ mod api;
 mod app;
 mod cluster;
 mod conn;
+mod connect;
 mod deliver;
 mod engine;
 mod http;

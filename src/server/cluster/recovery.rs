@@ -12,7 +12,7 @@
 use super::*;
 use crate::adapter::Broadcast;
 use crate::engineio::wire::Outbound;
-use crate::server::sio::{Connecting, Replay, Restored};
+use crate::server::connect::{Connecting, Replay, Restored};
 use std::rc::Rc;
 
 /// Live broadcasts captured for one recovery in flight at most.
