@@ -446,3 +446,31 @@ fn replay_message(nsp: &str, b: Broadcast, id: &str) -> Option<Outbound> {
         b.attachments,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ids_order_by_time_then_sequence_not_as_text() {
+        let ids = ["999-5", "1000-0", "1000-10", "1000-9"].map(|s| parse_id(s).unwrap());
+        assert!(ids[0] < ids[1] && ids[1] < ids[3] && ids[3] < ids[2]);
+        assert_eq!(parse_id("12"), None, "an in-process offset is no log id");
+        assert_eq!(parse_id("a-1"), None);
+    }
+
+    #[test]
+    fn replay_selection_honours_rooms_everyone_and_except() {
+        let own = ["s1".to_string(), "a".to_string()];
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(addressed(false, &v(&["a", "b"]), &[], &own));
+        assert!(
+            addressed(false, &v(&["s1"]), &[], &own),
+            "its own id is a room"
+        );
+        assert!(!addressed(false, &v(&["b"]), &[], &own));
+        assert!(addressed(true, &[], &v(&["b"]), &own), "to everyone");
+        assert!(!addressed(true, &[], &v(&["s1"]), &own), "except its id");
+        assert!(!addressed(false, &v(&["a"]), &v(&["a"]), &own));
+    }
+}
