@@ -383,7 +383,7 @@ impl Server {
                     log::warn!("redis unreachable ({why}); serving from memory and reconnecting");
                 }
                 self.cluster.stats.redis_up = false;
-                self.cluster.log.lease = rlog::Lease::Follower;
+                self.foreign_outage();
                 self.redis_state_known();
             }
             RedisEvent::Reply { id, result } => {

@@ -284,6 +284,17 @@ impl Server {
         self.refresh_sessions(now);
     }
 
+    /// Redis was lost: whether the broadcasts still waiting were logged (and their logged copy
+    /// lost with the subscriber connection) cannot be known, so they are delivered here
+    /// without an offset rather than logged again after the reconnect (which could log one
+    /// twice for the cluster).
+    pub(super) fn foreign_outage(&mut self) {
+        self.cluster.log.lease = Lease::Follower;
+        for f in std::mem::take(&mut self.cluster.log.foreign) {
+            self.deliver_unlogged(f);
+        }
+    }
+
     /// At shutdown: another node takes the lease at its next attempt, not after the TTL.
     pub(super) fn release_logger_lease(&mut self) {
         if self.cluster.log.lease == Lease::Follower {
@@ -330,7 +341,9 @@ impl Server {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        self.cluster.stats.remote_broadcasts += 1;
+        if b.uid != self.cluster.uid {
+            self.cluster.stats.remote_broadcasts += 1;
+        }
         let volatile = b
             .flags
             .get("volatile")
