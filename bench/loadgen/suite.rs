@@ -43,6 +43,15 @@ impl Drop for Running {
     }
 }
 
+/// Extra sio-edge flags from `SIO_EDGE_EXTRA_ARGS` (split on whitespace), e.g.
+/// `--redis-url redis://127.0.0.1:6379 --recovery-window 120000` to measure the Redis
+/// recovery log (the bench profile turns recovery off unless a flag turns it back on).
+fn edge_extra_args() -> Vec<String> {
+    std::env::var("SIO_EDGE_EXTRA_ARGS")
+        .map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// Starts `name` on an ephemeral port, pinned to `cpu` (empty: not pinned), listening on
 /// `host`; its stderr goes to `log`.
 ///
@@ -68,7 +77,10 @@ pub fn start(
                 paths.api_key.clone(),
                 "--log".into(),
                 "warn".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(edge_extra_args())
+            .collect(),
             vec![],
         ),
         "node" => (

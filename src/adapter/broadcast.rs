@@ -107,6 +107,87 @@ pub struct Outgoing<'a> {
 /// The MessagePack message for `o`: the same bytes [`encode_broadcast`] gives for the
 /// equivalent [`Broadcast`].
 pub fn encode_outgoing(o: &Outgoing<'_>) -> Vec<u8> {
+    msgpack::write(&outgoing_value(o, Vec::new()))
+}
+
+/// The message for `o` as a recovery-log slot: `flags` ends with `offset` and the value is left
+/// out, so `slot ++ str8(id)` ([`fill_slot`]) is the message whose `flags.offset` is the log
+/// entry id. A Lua script appends the id Redis gives the entry; the recovery log stores the
+/// slot itself.
+pub fn encode_outgoing_slot(o: &Outgoing<'_>) -> Vec<u8> {
+    slot(msgpack::write(&outgoing_value(
+        o,
+        vec![offset_placeholder()],
+    )))
+}
+
+/// A received broadcast as a recovery-log slot (see [`encode_outgoing_slot`]), with
+/// `flags.src` = `src` (the digest of the message it was logged from) before the offset.
+pub fn encode_broadcast_slot(b: &Broadcast, src: &str) -> Vec<u8> {
+    let mut flags: Vec<(Mp, Mp)> = match &b.flags {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| k.as_str() != OFFSET_FLAG && k.as_str() != SOURCE_FLAG)
+            .map(|(k, v)| (Mp::from(k.as_str()), msgpack::from_json(v, &[])))
+            .collect(),
+        _ => Vec::new(),
+    };
+    flags.push((Mp::from(SOURCE_FLAG), Mp::from(src)));
+    flags.push(offset_placeholder());
+    let strings = |v: &[String]| Mp::Array(v.iter().map(|s| Mp::from(s.as_str())).collect());
+    let opts = Mp::Map(vec![
+        (Mp::from("rooms"), strings(&b.rooms)),
+        (Mp::from("except"), strings(&b.except)),
+        (Mp::from("flags"), Mp::Map(flags)),
+    ]);
+    let msg = Mp::Array(vec![Mp::from(b.uid.as_str()), packet_value(b), opts]);
+    slot(msgpack::write(&msg))
+}
+
+/// `slot ++ str8(id)`: the complete message of a recovery-log slot (what the Lua script
+/// publishes; replay rebuilds it from the stored slot and the entry id).
+pub fn fill_slot(slot: &[u8], id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(slot.len() + id.len() + 2);
+    out.extend_from_slice(slot);
+    out.push(0xd9);
+    out.push(id.len().min(255) as u8);
+    out.extend_from_slice(&id.as_bytes()[..id.len().min(255)]);
+    out
+}
+
+/// `flags.offset` of a logged broadcast: its recovery-log entry id.
+pub const OFFSET_FLAG: &str = "offset";
+/// `flags.src` of a broadcast logged on behalf of another publisher (the emitter): the
+/// digest of the message as that publisher sent it.
+pub const SOURCE_FLAG: &str = "src";
+
+impl Broadcast {
+    /// The recovery-log entry id of a logged broadcast (`flags.offset`).
+    pub fn offset(&self) -> Option<&str> {
+        self.flags
+            .get(OFFSET_FLAG)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `flags.src` of a broadcast logged on behalf of another publisher.
+    pub fn source(&self) -> Option<&str> {
+        self.flags.get(SOURCE_FLAG).and_then(Value::as_str)
+    }
+}
+
+fn offset_placeholder() -> (Mp, Mp) {
+    (Mp::from(OFFSET_FLAG), Mp::from(""))
+}
+
+/// Drops the trailing empty string (`a0`) of the offset placeholder.
+fn slot(mut msg: Vec<u8>) -> Vec<u8> {
+    debug_assert_eq!(msg.last(), Some(&0xa0));
+    msg.pop();
+    msg
+}
+
+fn outgoing_value(o: &Outgoing<'_>, extra_flags: Vec<(Mp, Mp)>) -> Mp {
     let mut data = Vec::with_capacity(o.args.len() + 1);
     data.push(Mp::from(o.event));
     data.extend(o.args.iter().map(|a| msgpack::from_json(a, o.attachments)));
@@ -116,17 +197,28 @@ pub fn encode_outgoing(o: &Outgoing<'_>) -> Vec<u8> {
         (Mp::from("nsp"), Mp::from(o.nsp)),
     ]);
     let strings = |v: &[String]| Mp::Array(v.iter().map(|s| Mp::from(s.as_str())).collect());
-    let flags = if o.volatile {
-        Mp::Map(vec![(Mp::from("volatile"), Mp::Boolean(true))])
-    } else {
-        Mp::Map(Vec::new())
-    };
+    let mut flags = Vec::new();
+    if o.volatile {
+        flags.push((Mp::from("volatile"), Mp::Boolean(true)));
+    }
+    flags.extend(extra_flags);
     let opts = Mp::Map(vec![
         (Mp::from("rooms"), strings(o.rooms)),
         (Mp::from("except"), strings(o.except)),
-        (Mp::from("flags"), flags),
+        (Mp::from("flags"), Mp::Map(flags)),
     ]);
-    msgpack::write(&Mp::Array(vec![Mp::from(o.uid), packet, opts]))
+    Mp::Array(vec![Mp::from(o.uid), packet, opts])
+}
+
+/// FNV-1a 64 of a message, as hex: the same on every node and build (the `src` of a
+/// broadcast logged for another publisher).
+pub fn digest(payload: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in payload {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// `{type: 2, data, nsp}`.

@@ -26,8 +26,9 @@ mod request;
 mod response;
 
 pub use broadcast::{
-    channel_for, decode_broadcast, encode_broadcast, encode_outgoing, parse_channel, pattern_for,
-    Broadcast, Outgoing, BINARY_EVENT, EMITTER_UID, EVENT, MAX_MESSAGE_LEN,
+    channel_for, decode_broadcast, digest, encode_broadcast, encode_broadcast_slot,
+    encode_outgoing, encode_outgoing_slot, fill_slot, parse_channel, pattern_for, Broadcast,
+    Outgoing, BINARY_EVENT, EMITTER_UID, EVENT, MAX_MESSAGE_LEN, OFFSET_FLAG, SOURCE_FLAG,
 };
 pub use request::{
     decode_request, encode_request, kind, request_channel, response_channel, RemoteRequest,

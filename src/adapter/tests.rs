@@ -652,3 +652,48 @@ fn request_binary_outside_the_packet_is_not_an_attachment() {
     );
     assert_eq!(broadcast.attachments, vec![Bytes::from_static(b"\x04")]);
 }
+
+/// A recovery-log slot filled with an entry id decodes as the same broadcast with
+/// `flags.offset` = the id (what the Lua script publishes and replay rebuilds).
+#[test]
+fn log_slot_filled_with_an_id_decodes_with_that_offset() {
+    let args = vec![json!("s"), json!({"_placeholder": true, "num": 0})];
+    let att = vec![Bytes::from_static(b"\x01\x02")];
+    let rooms = strings(&["a"]);
+    let except = strings(&["sid1"]);
+    let o = Outgoing {
+        uid: "node-1",
+        nsp: "/",
+        event: "ev",
+        args: &args,
+        attachments: &att,
+        rooms: &rooms,
+        except: &except,
+        volatile: false,
+    };
+    let slot = encode_outgoing_slot(&o);
+    let id = "1733370000000-12";
+    let b = decode_broadcast(b"socket.io#/#a#", &fill_slot(&slot, id), "socket.io").unwrap();
+    assert_eq!(b.offset(), Some(id));
+    assert_eq!(
+        b.event_args,
+        json!(["ev", "s", {"_placeholder": true, "num": 0}])
+    );
+    assert_eq!(b.attachments, att);
+    assert_eq!((&b.rooms, &b.except), (&rooms, &except));
+    assert_eq!(b.source(), None);
+    // Logged again on behalf of its publisher: the old offset is replaced, src added.
+    let again = encode_broadcast_slot(&b, &digest(b"x"));
+    let b2 = decode_broadcast(
+        b"socket.io-log#/#",
+        &fill_slot(&again, "9-0"),
+        "socket.io-log",
+    )
+    .unwrap();
+    assert_eq!(b2.offset(), Some("9-0"));
+    assert_eq!(b2.source(), Some(digest(b"x").as_str()));
+    assert_eq!(b2.event_args, b.event_args);
+    // The plain message has no offset.
+    let plain = decode_broadcast(b"socket.io#/#a#", &encode_outgoing(&o), "socket.io").unwrap();
+    assert_eq!(plain.offset(), None);
+}

@@ -5,9 +5,13 @@
 //! 1. maps `users` to their `user:<id>` rooms;
 //! 2. runs the delivery hooks of external events (a `quiz:update` opens or closes a question;
 //!    a `notification:new` is queued in the mailbox of each targeted user who is offline);
-//! 3. publishes it for the other nodes (unless it is local or came from one);
-//! 4. gives it a recovery offset and keeps it for replay (unless volatile or recovery is off);
-//! 5. encodes it once and queues the same buffer on every selected recipient.
+//! 3. with the recovery log in Redis (`cluster::log`), a non-volatile broadcast made here or
+//!    read from Kafka is logged and published by one script and delivered when the logged
+//!    copy comes back (its entry id is its offset on every node); else
+//! 4. publishes it for the other nodes (unless it is local or came from one);
+//! 5. gives it an in-process recovery offset and keeps it for replay (unless volatile, logged
+//!    in Redis, or recovery is off);
+//! 6. encodes it once and queues the same buffer on every selected recipient.
 //!
 //! Arguments are borrowed all the way: nothing is cloned to publish, log or encode.
 
@@ -55,6 +59,8 @@ pub struct Emit {
     /// Every socket of the namespace (`io.emit`); `rooms` and `users` are then ignored.
     pub all: bool,
     pub origin: Origin,
+    /// The recovery log entry id of a broadcast logged in Redis (its offset everywhere).
+    pub offset: Option<String>,
 }
 
 impl Emit {
@@ -107,12 +113,33 @@ impl Server {
         if let Some(id) = e.except_socket.and_then(|x| self.sockets.get(x)) {
             except.to_mut().push(id.id.clone());
         }
+        let recovery_on = !self.config.recovery_window.is_zero();
+        if recovery_on && !e.volatile && e.offset.is_none() && self.log_ready() {
+            let logged = match &e.origin {
+                Origin::App | Origin::Api => self.log_own(e, &rooms, &except),
+                Origin::Kafka { id } => self.log_kafka(e, &rooms, id),
+                Origin::Remote => false,
+            };
+            if logged {
+                // Delivered when the logged copy comes back, in log order (cluster::log).
+                return match e.origin {
+                    Origin::Api => self.count_targets(e, &rooms),
+                    _ => 0,
+                };
+            }
+        }
         if !e.local() {
             self.publish(e, &rooms, &except);
         }
-        let offset = (!self.config.recovery_window.is_zero() && !e.volatile)
+        // An in-process offset only while the log is not in Redis (ids of both kinds never
+        // reach one client in one stretch).
+        let local_offset = (recovery_on && !e.volatile && e.offset.is_none() && !self.log_ready())
             .then(|| self.stores.recovery.allocate());
-        let tail = offset.map(|o| Value::String(o.to_string()));
+        let tail = match (&e.offset, local_offset) {
+            (Some(id), _) if recovery_on => Some(Value::String(id.clone())),
+            (_, Some(o)) => Some(Value::String(o.to_string())),
+            _ => None,
+        };
         let msg = Rc::new(crate::socketio::event_with(
             self.sockets.ns_name(e.ns),
             &e.event,
@@ -120,7 +147,7 @@ impl Server {
             tail.as_ref(),
             e.attachments.clone(),
         ));
-        if let Some(offset) = offset {
+        if let Some(offset) = local_offset {
             self.stores.recovery.store(crate::store::recovery::Stored {
                 offset,
                 ns: e.ns,
@@ -131,14 +158,42 @@ impl Server {
                 msg: Rc::clone(&msg),
             });
         }
+        if let (Some(id), true) = (&e.offset, recovery_on) {
+            self.capture_for_recoveries(e.ns, id, &msg, e.all, &rooms, &except);
+        }
+        let mut skip: Cow<'_, [String]> = Cow::Borrowed(&e.except);
+        if let (Some(id), true) = (&e.offset, recovery_on) {
+            let replayed = self.replayed_already(e.ns, id);
+            if !replayed.is_empty() {
+                skip.to_mut().extend(replayed);
+            }
+        }
         let target = Target {
             rooms: &rooms,
-            except: &e.except,
+            except: &skip,
             except_socket: e.except_socket,
             volatile: e.volatile,
             all: e.all,
         };
         self.send_to(e.ns, &msg, &target)
+    }
+
+    /// How many sockets here `e` selects (the answer of `POST /api/emit` whose delivery waits
+    /// for the recovery log).
+    fn count_targets(&mut self, e: &Emit, rooms: &[String]) -> usize {
+        let mut recipients = self.sockets.take_scratch();
+        let target = Target {
+            rooms,
+            except: &e.except,
+            except_socket: e.except_socket,
+            volatile: false,
+            all: e.all,
+        };
+        self.sockets
+            .select(e.ns, &target, |_| false, &mut recipients);
+        let n = recipients.len();
+        self.sockets.put_scratch(recipients);
+        n
     }
 
     /// Queues an encoded message on every socket `t` selects in namespace `ns`.

@@ -24,6 +24,7 @@ mod api;
 mod app;
 mod cluster;
 mod conn;
+mod connect;
 mod deliver;
 mod engine;
 mod http;
@@ -332,7 +333,10 @@ impl Server {
                 conn,
                 conn_uid,
             } => self.on_upgrade_timeout(session, uid, conn, conn_uid),
-            Timer::Sweep => self.sweep_idle(now),
+            Timer::Sweep => {
+                self.sweep_idle(now);
+                self.recovery_log_tick(now);
+            }
             Timer::SessionCheck { id } => self.session_check_overdue(id),
             Timer::AdminStats => self.on_admin_stats(now),
             Timer::ResumeAccept => {

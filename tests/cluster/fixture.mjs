@@ -276,15 +276,15 @@ function tcpOpen(port) {
 
 /**
  * Starts a sio-edge node (`--host 127.0.0.1 --port 0`, JWT secret and API key of this fixture,
- * `--node-id`), plus `redisUrl`, `kafka` ({brokers, topics, groupId, clientEventsTopic, start})
+ * `--node-id`; `port` to reuse a port after a restart), plus `redisUrl`, `kafka` ({brokers, topics, groupId, clientEventsTopic, start})
  * and extra args. Resolves once it printed `sio-edge listening on IP:PORT`.
  */
-export function startNode({ nodeId, redisUrl, kafka, args = [], log = 'info' } = {}) {
+export function startNode({ nodeId, redisUrl, kafka, args = [], log = 'info', port = 0 } = {}) {
   if (!existsSync(BIN)) {
     return Promise.reject(new Error(`sio-edge binary not found at ${BIN} (set SIO_EDGE_BIN or run cargo build)`));
   }
   const id = nodeId ?? `node-${randomBytes(3).toString('hex')}`;
-  const full = ['--host', '127.0.0.1', '--port', '0', '--jwt-secret', JWT_SECRET, '--internal-api-key', API_KEY,
+  const full = ['--host', '127.0.0.1', '--port', String(port), '--jwt-secret', JWT_SECRET, '--internal-api-key', API_KEY,
     '--node-id', id, '--log', log];
   if (redisUrl) full.push('--redis-url', redisUrl);
   if (kafka) {
@@ -485,8 +485,11 @@ export function connectUser(node, user, claims = {}, { track, ...opts } = {}) {
   rec.user = user;
   return new Promise((res, rej) => {
     const timer = setTimeout(() => { socket.close(); rej(new Error(`${user} did not connect to ${node.url} within 10 s`)); }, 10_000);
-    socket.once('connect', () => { clearTimeout(timer); res(rec); });
-    socket.once('connect_error', (err) => { clearTimeout(timer); socket.close(); rej(err); });
+    // Only the first connect: a later connect_error (a reconnection attempt) must not close
+    // a socket that reconnects by itself.
+    const failed = (err) => { clearTimeout(timer); socket.close(); rej(err); };
+    socket.once('connect', () => { clearTimeout(timer); socket.off('connect_error', failed); res(rec); });
+    socket.once('connect_error', failed);
   });
 }
 

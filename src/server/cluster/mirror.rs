@@ -1,4 +1,4 @@
-//! Mirror writes (presence, memberships, grants, typing, recovery, mailbox) and the queries
+//! Mirror writes (presence, memberships, grants, typing, mailbox) and the queries
 //! whose replies complete parked work (grant lookups, cluster presence, API answers).
 
 use super::scripts::*;
@@ -112,37 +112,6 @@ impl Server {
             crate::http::response::Response::new(200).json(body.to_string()),
             keep_alive,
         );
-    }
-
-    /// Mirrors a saved (recoverable) socket as `recovery:<pid>` for the recovery window, or
-    /// deletes it once restored. Restoring happens on the node that holds the missed-packet
-    /// log; the mirror lets the platform see pending recoveries.
-    pub(crate) fn mirror_recovery(
-        &mut self,
-        pid: &str,
-        saved: Option<&crate::store::recovery::Saved>,
-    ) {
-        if self.cluster.redis.is_none() {
-            return;
-        }
-        let key = self.cluster.key(&["recovery", pid]);
-        let c = match saved {
-            Some(s) => {
-                let body = json!({"sid": s.sid, "nsp": self.sockets.ns_name(s.ns), "userId": s.user, "rooms": s.rooms, "node": self.cluster.node_id, "at": crate::store::now_ms()});
-                let mut c = cmd("SET");
-                c.arg(&key)
-                    .arg(body.to_string())
-                    .arg("PX")
-                    .arg(self.config.recovery_window.as_millis().max(1) as u64);
-                c
-            }
-            None => {
-                let mut c = cmd("DEL");
-                c.arg(&key);
-                c
-            }
-        };
-        self.cluster.write(vec![c]);
     }
 
     /// Mirrors a user's local socket count into this node's presence hash.

@@ -8,11 +8,14 @@
 mod acks;
 mod kafka;
 mod mirror;
+mod recovery;
 mod remote;
 mod replies;
+pub(crate) mod rlog;
 mod scripts;
 mod status;
 
+pub(crate) use recovery::RemoteReplay;
 use scripts::*;
 
 use super::app::events::{ack, Reply};
@@ -86,6 +89,10 @@ pub(crate) enum Pending {
         room: String,
         keep_alive: bool,
     },
+    /// The logger lease script, attempt `n`.
+    Lease { n: u64 },
+    /// A CONNECT recovering a session from Redis.
+    Recover(Box<recovery::Recovering>),
     /// Queued notifications for a connecting socket.
     Mailbox {
         sock: usize,
@@ -113,6 +120,10 @@ pub(crate) struct Cluster {
     pub memberships: HashMap<(String, String), u32>,
     /// Broadcasts with acks from Node nodes waiting for our clients' acks.
     acks: acks::RemoteAcks,
+    /// The recovery log in Redis (lease, foreign broadcasts waiting to be logged).
+    pub(crate) log: rlog::LogState,
+    /// Recovery sessions in Redis: CONNECTs in flight and their live broadcasts.
+    pub(crate) rec: recovery::RecoveryState,
 }
 
 /// Queries waiting for their Redis reply.
@@ -134,6 +145,12 @@ pub(crate) struct Stats {
     pub server_side_emits: u64,
     /// Requests from Node nodes answered (fetchSockets, serverSideEmit acks, broadcast counts).
     pub requests_answered: u64,
+    /// Recoveries served in-process because Redis was configured but down.
+    pub recovery_fallbacks: u64,
+    /// Sockets recovered from a session in Redis.
+    pub recovered_redis: u64,
+    /// Recovery attempts refused: the session belongs to another user.
+    pub recovery_refused: u64,
 }
 
 impl Cluster {
@@ -149,6 +166,8 @@ impl Cluster {
             stats: Stats::default(),
             memberships: HashMap::new(),
             acks: acks::RemoteAcks::default(),
+            log: rlog::LogState::default(),
+            rec: recovery::RecoveryState::default(),
         }
     }
 
@@ -276,6 +295,9 @@ impl Server {
                 .map(|n| adapter::request_channel(PREFIX, n))
                 .collect();
             channels.push(GRANT_EVENTS.to_owned());
+            // Recovery log publications, on the same connection as the broadcasts (one order).
+            channels.extend(names.iter().map(|n| rlog::log_channel(n)));
+            channels.push(rlog::SYNC_CHANNEL.to_owned());
             let waker = std::sync::Arc::clone(&self.cluster.waker);
             match crate::redis_bridge::spawn(cfg, patterns, channels, waker) {
                 Ok(h) => self.cluster.redis = Some(h),
@@ -307,6 +329,7 @@ impl Server {
                 c.arg(self.cluster.presence_key());
                 c
             }]);
+            self.release_logger_lease();
         }
         if let Some(r) = self.cluster.redis.take() {
             r.shutdown();
@@ -352,12 +375,16 @@ impl Server {
                 }
                 self.cluster.stats.redis_up = true;
                 self.resync_redis();
+                self.reopen_sessions();
+                self.redis_state_known();
             }
             RedisEvent::Disconnected(why) => {
                 if self.cluster.stats.redis_up {
                     log::warn!("redis unreachable ({why}); serving from memory and reconnecting");
                 }
                 self.cluster.stats.redis_up = false;
+                self.foreign_outage();
+                self.redis_state_known();
             }
             RedisEvent::Reply { id, result } => {
                 if let Some(p) = self.cluster.pending.by_id.remove(&id) {

@@ -3,7 +3,7 @@
 //! events; and the publishing of local broadcasts in the adapter wire format.
 
 use super::*;
-use crate::server::deliver::{Emit, Origin};
+use crate::server::deliver::Emit;
 use crate::server::sockets::Target;
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -45,9 +45,17 @@ impl Server {
             }
             return;
         }
+        if channel.starts_with(rlog::LOG_PREFIX.as_bytes()) {
+            return self.on_log_message(channel, payload);
+        }
         match adapter::decode_broadcast(channel, payload, PREFIX) {
+            // Logged by a sio-edge node (this one included): delivered from here, in log order.
+            Ok(b) if b.offset().is_some() => {
+                let offset = b.offset().map(str::to_owned);
+                self.deliver_broadcast(b, offset);
+            }
             Ok(b) if b.uid == self.cluster.uid => {}
-            Ok(b) => self.on_remote_broadcast(b),
+            Ok(b) => self.on_remote_broadcast(b, payload),
             Err(e) => {
                 self.metrics.protocol_errors += 1;
                 log::warn!("ignoring an undecodable adapter broadcast: {e}");
@@ -55,39 +63,14 @@ impl Server {
         }
     }
 
-    pub(super) fn on_remote_broadcast(&mut self, b: Broadcast) {
-        let Some(ns) = self.sockets.ns(&b.nsp) else {
-            return;
-        };
-        let Value::Array(mut data) = b.event_args else {
-            return;
-        };
-        if data.is_empty() {
-            return;
+    /// A broadcast from a publisher that does not log (the emitter, a Node node, a sio-edge
+    /// node without recovery): logged first when recovery uses Redis, else delivered now.
+    fn on_remote_broadcast(&mut self, b: Broadcast, payload: &[u8]) {
+        let volatile = b.flags.get("volatile").and_then(Value::as_bool) == Some(true);
+        if self.log_ready() && !volatile && self.sockets.ns(&b.nsp).is_some() {
+            return self.on_foreign_broadcast(b, adapter::digest(payload));
         }
-        let event = match data.remove(0) {
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
-        self.cluster.stats.remote_broadcasts += 1;
-        let volatile = b
-            .flags
-            .get("volatile")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let e = Emit {
-            ns,
-            event,
-            args: data,
-            attachments: b.attachments,
-            all: b.rooms.is_empty(),
-            rooms: b.rooms,
-            except: b.except,
-            volatile,
-            origin: Origin::Remote,
-            ..Emit::default()
-        };
-        self.deliver(&e);
+        self.deliver_broadcast(b, None);
     }
 
     pub(super) fn on_remote_request(&mut self, req: RemoteRequest) {

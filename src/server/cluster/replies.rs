@@ -73,6 +73,8 @@ impl Server {
                 let outcome = ack_value(json!({"ok": true, "presence": states}));
                 self.reply(sock, "presence:subscribe", ack, outcome);
             }
+            Pending::Lease { n } => self.on_lease_reply(n, first.and_then(as_i64)),
+            Pending::Recover(r) => self.on_recover_reply(*r, result),
             Pending::Mailbox {
                 sock,
                 socket_id,

@@ -101,3 +101,95 @@ pub(super) const MAILBOX_TAKE: &str = r"
 local v = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
 return v";
+
+/// Appends one broadcast to a namespace's recovery log and publishes it with its entry id, in
+/// one atomic step, so the order of the publications is the order of the ids.
+/// KEYS[1] = stream, KEYS[2] = the logger lease (mode `fenced`) or the claim key (mode
+/// `claim`), KEYS[3] = the per-process sequence hash;
+/// ARGV = mode (`own` | `fenced` | `claim`), this process's uid, channel, slot (the message
+/// without its offset value), MAXLEN, window ms, claim ttl ms, sequence number.
+/// The sequence makes a pipeline sent again after a cut connection log nothing twice.
+/// Returns the entry id, or false when nothing was logged.
+pub(super) const LOG_BROADCAST: &str = r"
+local seq = tonumber(ARGV[8])
+if seq <= tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') then return false end
+redis.call('HSET', KEYS[3], ARGV[2], seq)
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+if ARGV[1] == 'fenced' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return false end
+if ARGV[1] == 'claim' and not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'd', ARGV[4])
+local t = redis.call('TIME')
+local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[6])
+if floor > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', floor .. '-0') end
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(0xd9, #id) .. id)
+return id";
+
+/// The logger lease: renews it when this process holds it (1), takes it when free (2, and
+/// publishes `<uid>:<n>` on the sync channel so the new holder knows when it has read every
+/// log publication made before it took over), else 0.
+/// KEYS[1] = lease; ARGV = uid, ttl ms, sync channel, n.
+pub(super) const LOGGER_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('PUBLISH', ARGV[3], ARGV[1] .. ':' .. ARGV[4])
+  return 2
+end
+return 0";
+
+/// Writes a live socket's recovery session: `sid`, `ns`, `u` (user, '' anonymous), `r` (rooms
+/// as JSON) and `co` (the log's last id now: a reconnect without an offset replays after it).
+/// KEYS[1] = session hash, KEYS[2] = stream; ARGV = sid, nsp, user, rooms, ttl ms.
+pub(super) const SESSION_OPEN: &str = r"
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local co = '0-0'
+if last[1] then co = last[1][1] end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'ns', ARGV[2], 'u', ARGV[3], 'r', ARGV[4], 'co', co)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return co";
+
+/// Takes a recovery session for a reconnect and reads what the socket missed.
+/// KEYS[1] = session hash, KEYS[2] = stream; ARGV = user ('' anonymous), nsp, offset ('' for
+/// none: the session's `co`).
+/// Returns {0} unknown (or an offset that is no log id: not ours to judge), {1} another user's
+/// (the session stays), {3} entries were trimmed and the offset is older than the first one
+/// left (session taken, not recovered; conservative: the reference fails the same way),
+/// or {2, sid, rooms, tip, id1, slot1, id2, slot2, ...}: tip is the log's last id now.
+pub(super) const SESSION_TAKE: &str = r"
+local s = redis.call('HMGET', KEYS[1], 'sid', 'ns', 'u', 'r', 'co')
+if not s[1] then return {0} end
+if s[3] ~= ARGV[1] or s[2] ~= ARGV[2] then return {1} end
+local after = ARGV[3]
+if after == '' then after = s[5] end
+local function id(x)
+  local ms, sq = string.match(x or '', '^(%d+)-(%d+)$')
+  if not ms then return nil end
+  return {tonumber(ms), tonumber(sq)}
+end
+local a = id(after)
+if not a then return {0} end
+redis.call('DEL', KEYS[1])
+local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[2])
+if ok then
+  local f = {}
+  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+  -- Entries were trimmed and the offset is not inside what is left: as the reference does
+  -- with an offset it no longer has, the recovery fails.
+  if tonumber(f['entries-added'] or 0) > tonumber(f['length'] or 0) then
+    local first = f['first-entry'] and id(f['first-entry'][1])
+    if not first or a[1] < first[1] or (a[1] == first[1] and a[2] < first[2]) then return {3} end
+  end
+end
+local out = {2, s[1], s[4], after}
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then out[4] = last[1][1] end
+for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. after, '+')) do
+  table.insert(out, e[1])
+  table.insert(out, e[2][2])
+end
+return out";

@@ -13,7 +13,7 @@ impl Server {
         let r = |f: fn(&crate::redis_bridge::RedisStatus) -> u64| redis.as_ref().map(f);
         let k = |f: fn(&crate::kafka::KafkaStatus) -> u64| kafka.as_ref().map(f);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, Option<u64>); 19] = [
+        let rows: [(&str, &str, &str, Option<u64>); 25] = [
             ("sio_redis_configured", "gauge", "1 when REDIS_URL is set.", Some(u64::from(c.redis.is_some()))),
             ("sio_redis_up", "gauge", "1 while Redis is reachable.", Some(u64::from(c.redis_live()))),
             ("sio_redis_errors_total", "counter", "Redis connection failures and refused commands.", r(|s| s.errors)),
@@ -24,6 +24,12 @@ impl Server {
             ("sio_remote_server_side_emits_total", "counter", "serverSideEmit requests received from Node nodes (no server-side handlers run).", Some(c.stats.server_side_emits)),
             ("sio_remote_requests_answered_total", "counter", "Adapter requests from Node nodes answered (fetchSockets, serverSideEmit acks, broadcast client counts, forwarded client acks).", Some(c.stats.requests_answered)),
             ("sio_remote_ack_requests_waiting", "gauge", "Broadcasts with acks from Node nodes still waiting for client acks.", Some(c.acks.len() as u64)),
+            ("sio_recovery_fallbacks_total", "counter", "Recoveries served in-process because Redis was configured but down.", Some(c.stats.recovery_fallbacks)),
+            ("sio_recovery_redis_restored_total", "counter", "Sockets recovered from a session in Redis.", Some(c.stats.recovered_redis)),
+            ("sio_recovery_refused_total", "counter", "Recoveries refused: the session belongs to another user.", Some(c.stats.recovery_refused)),
+            ("sio_recovery_logged_total", "counter", "Broadcasts this node logged in the Redis recovery log.", Some(c.log.logged)),
+            ("sio_recovery_unlogged_total", "counter", "Broadcasts from the emitter or Node nodes delivered without an offset (not logged in time).", Some(c.log.unlogged)),
+            ("sio_recovery_logger", "gauge", "1 while this node holds the lease to log the emitter's broadcasts.", Some(u64::from(c.log.lease == rlog::Lease::Active))),
             ("sio_kafka_configured", "gauge", "1 when KAFKA_BROKERS is set.", Some(u64::from(c.kafka.is_some()))),
             ("sio_kafka_up", "gauge", "1 while the Kafka session is up.", Some(u64::from(c.kafka.is_some() && c.stats.kafka_up))),
             ("sio_kafka_consumed_total", "counter", "Kafka records consumed.", k(|s| s.consumed)),
