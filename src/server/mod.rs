@@ -107,7 +107,7 @@ impl Server {
         });
         let mut server = Server {
             io,
-            engine: Engine::default(),
+            engine: Engine::new(config.ping_interval, config.ping_timeout),
             sockets: Sockets::new(&namespaces),
             stores: Stores::new(&config),
             app: app::State::default(),
@@ -136,7 +136,7 @@ impl Server {
                 // Output or input is still owed from the last turn: look, then go on.
                 Some(Duration::ZERO)
             } else {
-                self.timers.next_timeout(Instant::now())
+                self.next_timeout()
             };
             if let Err(e) = self.io.poll_mut().poll(&mut events, timeout) {
                 if io::interrupted(&e) {
@@ -157,7 +157,8 @@ impl Server {
                     Token(t) if t >= FIRST_CONN => {
                         let key = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(key);
+                            let hup = event.is_read_closed() || event.is_error();
+                            self.on_readable(key, hup);
                         }
                         if event.is_writable() {
                             self.io.mark_dirty(key);
@@ -170,7 +171,8 @@ impl Server {
             }
             // Connections that hit the read cap last turn get their next slice now.
             for key in std::mem::take(&mut again) {
-                self.on_readable(key);
+                // No event to go by: read until `WouldBlock`.
+                self.on_readable(key, true);
                 self.reap();
             }
             again = self.io.take_read_again();
@@ -257,7 +259,7 @@ impl Server {
             self.io.flush(&mut self.metrics, &mut resume);
             for key in resume.drain(..) {
                 // Pipelined requests waited behind a long-poll; serve them now.
-                self.on_data(key, &[]);
+                self.on_data(key, &mut []);
             }
             self.reap();
             if !self.engine.polls_owed() {
@@ -279,8 +281,22 @@ impl Server {
         }
     }
 
+    /// Until the earliest timer or heartbeat; `None` when nothing is armed.
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let beat = self
+            .engine
+            .next_beat()
+            .map(|at| crate::timer::timeout_until(now, at));
+        match (self.timers.next_timeout(now), beat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn run_timers(&mut self) {
         let now = Instant::now();
+        self.run_heartbeats(now);
         while let Some(timer) = self.timers.pop_due(now) {
             self.on_timer(timer, now);
             self.reap();
@@ -308,14 +324,6 @@ impl Server {
                 self.stores.presence.prune(cutoff);
                 self.refresh_redis();
                 self.timers.at(now + MAINTENANCE_EVERY, Timer::Maintenance);
-            }
-            Timer::Ping { session, uid, gen } => self.on_ping_due(session, uid, gen),
-            Timer::PongDeadline { session, uid, gen } => {
-                if self.engine.pong_missed(session, uid, gen) {
-                    self.metrics.ping_timeouts += 1;
-                    log::debug!("session {} missed its pong", self.engine.sid(session));
-                    self.engine.close(session, CloseReason::PingTimeout);
-                }
             }
             Timer::ConnectTimeout { session, uid } => {
                 if self.engine.alive(session, uid) && !self.engine.has_sockets(session) {

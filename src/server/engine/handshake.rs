@@ -4,7 +4,7 @@
 use super::super::conn::{ConnKind, Phase};
 use super::super::http::Req;
 use super::super::Server;
-use super::{CloseReason, Flags, Heartbeat, Queue, Session, Transport};
+use super::{Beat, CloseReason, Flags, Heartbeat, Queue, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
 use crate::engineio::{new_id, EioError};
@@ -158,7 +158,7 @@ impl Server {
     /// even if its timer has not fired yet.
     pub(crate) fn lookup_session(&mut self, sid: &str) -> Option<usize> {
         let s = self.engine.by_sid(sid)?;
-        if Instant::now() >= self.engine.sessions[s].heartbeat.deadline {
+        if self.engine.pong_overdue(s, Instant::now()) {
             self.metrics.ping_timeouts += 1;
             self.engine.close(s, CloseReason::PingTimeout);
             return None;
@@ -189,7 +189,7 @@ impl Server {
             heartbeat: Heartbeat {
                 gen: 0,
                 awaiting_pong: false,
-                deadline: opened + cfg.ping_interval + cfg.ping_timeout,
+                deadline_ms: u64::MAX,
             },
             sockets: Vec::new(),
             partial: None,
@@ -225,12 +225,7 @@ impl Server {
             self.metrics.packets_out += 1;
             self.respond(key, resp, req.keep_alive);
         }
-        let ping = Timer::Ping {
-            session: s,
-            uid,
-            gen: 0,
-        };
-        self.timers.at(opened + self.config.ping_interval, ping);
+        self.engine.start_heartbeat(s, opened);
         if endpoint == Endpoint::SocketIo {
             let at = opened + self.config.connect_timeout;
             self.timers
@@ -248,13 +243,7 @@ impl Server {
         match p {
             Packet::Close => self.engine.close(s, CloseReason::ClientClose),
             Packet::Pong(_) => {
-                let cfg = &self.config;
-                if let Some((due, uid, gen)) =
-                    self.engine.pong(s, cfg.ping_interval, cfg.ping_timeout)
-                {
-                    let session = s;
-                    self.timers.at(due, Timer::Ping { session, uid, gen });
-                }
+                self.engine.pong(s);
             }
             Packet::Noop => {}
             Packet::Message(data) => match endpoint {
@@ -287,18 +276,23 @@ impl Server {
         }
     }
 
-    pub(crate) fn on_ping_due(&mut self, s: usize, uid: u64, gen: u64) {
-        let Some(deadline) = self.engine.ping_due(s, uid, gen) else {
-            return;
-        };
-        let timer = Timer::PongDeadline {
-            session: s,
-            uid,
-            gen,
-        };
-        self.timers.at(deadline, timer);
-        let ping = self.engine.ping();
-        self.send(s, &ping);
+    /// Sends the pings and closes the sessions whose pong is late, of every heartbeat due
+    /// at `now`.
+    pub(crate) fn run_heartbeats(&mut self, now: std::time::Instant) {
+        while let Some(beat) = self.engine.pop_beat(now) {
+            match beat {
+                Beat::Ping { session, .. } => {
+                    let ping = self.engine.ping();
+                    self.send(session, &ping);
+                }
+                Beat::PongDeadline { session, .. } => {
+                    self.metrics.ping_timeouts += 1;
+                    log::debug!("session {} missed its pong", self.engine.sid(session));
+                    self.engine.close(session, CloseReason::PingTimeout);
+                    self.reap();
+                }
+            }
+        }
     }
 
     /// Ends a session the loop reaps: its sockets disconnect, a held poll is answered, its

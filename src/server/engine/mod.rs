@@ -7,10 +7,12 @@
 //! reason; the loop ends it (its sockets disconnect, its transport closes) after dispatch.
 
 mod handshake;
+mod heartbeat;
 mod polling;
 mod websocket;
 
 pub use handshake::Endpoint;
+pub use heartbeat::Beat;
 
 use super::io::Io;
 use crate::engineio::wire::{EncodeCounter, Outbound};
@@ -19,7 +21,7 @@ use bytes::Bytes;
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -120,14 +122,15 @@ struct HeldPoll {
     keep_alive: bool,
 }
 
+/// A session's place in the heartbeat lists ([`heartbeat::Heartbeats`]): the generation
+/// its armed entries carry, and whether a ping waits for its pong.
 #[derive(Debug)]
 struct Heartbeat {
-    gen: u64,
+    gen: u32,
     awaiting_pong: bool,
-    /// The next ping's scheduled time plus pingTimeout: without a pong by then the session is
-    /// gone. Derived from scheduled times, not from when a timer happened to fire, so the
-    /// deadline is exact to the millisecond.
-    deadline: Instant,
+    /// The next ping's scheduled time plus pingTimeout (ms of the lists' clock): without a
+    /// pong by then the session is gone, whenever the deadline entry is looked at.
+    deadline_ms: u64,
 }
 
 /// Messages waiting for the next GET (polling transport only), and their payload bytes.
@@ -161,10 +164,13 @@ pub struct Engine {
     closing: Vec<(usize, CloseReason)>,
     /// The heartbeat `2`, shared by every session: its frame is encoded once per process.
     ping: Rc<Outbound>,
+    /// Every session's next ping and pong deadline, in two FIFO lists.
+    beats: heartbeat::Heartbeats,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// Sessions pinged every `interval`, each pong due `timeout` after its ping.
+    pub fn new(interval: Duration, timeout: Duration) -> Self {
         Engine {
             sessions: Slab::default(),
             sids: HashMap::default(),
@@ -172,6 +178,7 @@ impl Default for Engine {
             dirty_polls: Vec::new(),
             closing: Vec::new(),
             ping: Rc::new(Outbound::text(Bytes::from_static(b"2"))),
+            beats: heartbeat::Heartbeats::new(interval, timeout),
         }
     }
 }
@@ -378,38 +385,57 @@ impl Engine {
         Rc::clone(&self.ping)
     }
 
-    /// Heartbeat: the ping is due. Returns the pong deadline to arm, if the timer is current.
-    pub fn ping_due(&mut self, s: usize, uid: u64, gen: u64) -> Option<Instant> {
-        let hb = &mut self
-            .live_mut(s)
-            .filter(|x| x.uid == uid && x.heartbeat.gen == gen)?
-            .heartbeat;
-        hb.awaiting_pong = true;
-        Some(hb.deadline)
+    /// Heartbeat: arms the first ping of a session opened at `opened`.
+    fn start_heartbeat(&mut self, s: usize, opened: Instant) {
+        let gen = self.beats.gen();
+        if let Some(x) = self.sessions.get_mut(s) {
+            x.heartbeat.gen = gen;
+            x.heartbeat.deadline_ms = self.beats.arm_ping(s, gen, opened);
+        }
     }
 
-    /// Heartbeat: a pong arrived. Returns (when the next ping is due, its generation).
-    pub fn pong(
-        &mut self,
-        s: usize,
-        interval: std::time::Duration,
-        timeout: std::time::Duration,
-    ) -> Option<(Instant, u64, u64)> {
-        let session = self.live_mut(s)?;
+    /// Heartbeat: the earliest ping or pong deadline armed.
+    pub fn next_beat(&self) -> Option<Instant> {
+        self.beats.next()
+    }
+
+    /// Heartbeat: one ping or missed pong due at `now` for a live session, in deadline
+    /// order. A ping returned is now awaiting its pong (its deadline is armed).
+    pub fn pop_beat(&mut self, now: Instant) -> Option<Beat> {
+        let sessions = &self.sessions;
+        let beat = self.beats.pop_due(now, |s, gen| {
+            sessions
+                .get(s)
+                .is_some_and(|x| !x.flags.closing && x.heartbeat.gen == gen)
+        })?;
+        if let Beat::Ping { session, .. } = beat {
+            self.sessions[session].heartbeat.awaiting_pong = true;
+        }
+        Some(beat)
+    }
+
+    /// Heartbeat: a pong arrived. The next ping is armed one interval from now; a pong
+    /// nobody asked for is ignored (`false`).
+    pub fn pong(&mut self, s: usize) -> bool {
+        let gen = self.beats.gen();
+        let Some(session) = self.sessions.get_mut(s).filter(|x| !x.flags.closing) else {
+            return false;
+        };
         let hb = &mut session.heartbeat;
         if !hb.awaiting_pong {
-            return None;
+            return false;
         }
         hb.awaiting_pong = false;
-        hb.gen += 1;
-        let due = Instant::now() + interval;
-        hb.deadline = due + timeout;
-        Some((due, session.uid, hb.gen))
+        hb.gen = gen;
+        hb.deadline_ms = self.beats.arm_ping(s, gen, Instant::now());
+        true
     }
 
-    /// Heartbeat: the pong deadline passed. `true` when the session missed it.
-    pub fn pong_missed(&self, s: usize, uid: u64, gen: u64) -> bool {
-        self.live(s)
-            .is_some_and(|x| x.uid == uid && x.heartbeat.gen == gen && x.heartbeat.awaiting_pong)
+    /// Heartbeat: whether session `s` is past its pong deadline at `now` (its deadline entry
+    /// may not have been looked at yet).
+    pub fn pong_overdue(&self, s: usize, now: Instant) -> bool {
+        self.sessions
+            .get(s)
+            .is_some_and(|x| self.beats.passed(x.heartbeat.deadline_ms, now))
     }
 }
