@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 /// generation they were armed with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
-    /// The session must have connected a namespace by now.
-    ConnectTimeout { session: usize, uid: u64 },
     /// The WebSocket `conn` (unique id `conn_uid`) probing an upgrade of the session must
     /// have completed it by now.
     UpgradeTimeout {

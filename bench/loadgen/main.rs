@@ -132,6 +132,10 @@ struct RunCmd {
     /// connections each (default: one per 20,000 clients above 20,000, else none)
     #[argh(option)]
     source_addrs: Option<u8>,
+    /// extra arguments for the sio-edge servers the suite starts, space separated (e.g.
+    /// '--recovery-window 0')
+    #[argh(option, default = "String::new()")]
+    sio_edge_args: String,
     /// with --addr: the server's pid, for its RSS and CPU
     #[argh(option)]
     server_pid: Option<u32>,
@@ -326,6 +330,11 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
                 node_script: r.node_script.clone(),
                 socketioxide_bin: r.socketioxide_bin.clone(),
                 api_key: r.api_key.clone(),
+                sio_edge_args: r
+                    .sio_edge_args
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
             },
             server_cpu: r.server_cpu.clone(),
             dest_addrs: r.dest_addrs.max(1),

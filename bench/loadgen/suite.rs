@@ -24,6 +24,8 @@ pub struct ServerPaths {
     pub node_script: PathBuf,
     pub socketioxide_bin: PathBuf,
     pub api_key: String,
+    /// More arguments for sio-edge (`--sio-edge-args`).
+    pub sio_edge_args: Vec<String>,
 }
 
 /// The servers of `--servers all`.
@@ -82,6 +84,7 @@ pub fn start(
                     vec!["--jwt-secret".into(), PROD_SECRET.into()]
                 },
                 extra.to_vec(),
+                paths.sio_edge_args.clone(),
                 vec![
                     "--host".into(),
                     host.to_string(),

@@ -107,7 +107,11 @@ impl Server {
         });
         let mut server = Server {
             io,
-            engine: Engine::new(config.ping_interval, config.ping_timeout),
+            engine: Engine::new(
+                config.ping_interval,
+                config.ping_timeout,
+                config.connect_timeout,
+            ),
             sockets: Sockets::new(&namespaces),
             stores: Stores::new(&config),
             app: app::State::default(),
@@ -324,15 +328,6 @@ impl Server {
                 self.stores.presence.prune(cutoff);
                 self.refresh_redis();
                 self.timers.at(now + MAINTENANCE_EVERY, Timer::Maintenance);
-            }
-            Timer::ConnectTimeout { session, uid } => {
-                if self.engine.alive(session, uid) && !self.engine.has_sockets(session) {
-                    log::debug!(
-                        "session {} connected no namespace in time",
-                        self.engine.sid(session)
-                    );
-                    self.engine.close(session, CloseReason::ConnectTimeout);
-                }
             }
             Timer::UpgradeTimeout {
                 session,

@@ -9,7 +9,6 @@ use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
 use crate::engineio::{new_id, EioError};
 use crate::http::response::Response;
-use crate::timer::Timer;
 use bytes::Bytes;
 use std::rc::Rc;
 use std::time::Instant;
@@ -227,9 +226,7 @@ impl Server {
         }
         self.engine.start_heartbeat(s, opened);
         if endpoint == Endpoint::SocketIo {
-            let at = opened + self.config.connect_timeout;
-            self.timers
-                .at(at, Timer::ConnectTimeout { session: s, uid });
+            self.engine.start_connect_timeout(s, opened);
         }
     }
 
@@ -289,6 +286,14 @@ impl Server {
                     self.metrics.ping_timeouts += 1;
                     log::debug!("session {} missed its pong", self.engine.sid(session));
                     self.engine.close(session, CloseReason::PingTimeout);
+                    self.reap();
+                }
+                Beat::ConnectTimeout { session, .. } => {
+                    log::debug!(
+                        "session {} connected no namespace in time",
+                        self.engine.sid(session)
+                    );
+                    self.engine.close(session, CloseReason::ConnectTimeout);
                     self.reap();
                 }
             }

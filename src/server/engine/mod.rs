@@ -169,8 +169,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Sessions pinged every `interval`, each pong due `timeout` after its ping.
-    pub fn new(interval: Duration, timeout: Duration) -> Self {
+    /// Sessions pinged every `interval`, each pong due `timeout` after its ping, and a
+    /// namespace connected within `connect_timeout` of the open.
+    pub fn new(interval: Duration, timeout: Duration, connect_timeout: Duration) -> Self {
         Engine {
             sessions: Slab::default(),
             sids: HashMap::default(),
@@ -178,7 +179,7 @@ impl Engine {
             dirty_polls: Vec::new(),
             closing: Vec::new(),
             ping: Rc::new(Outbound::text(Bytes::from_static(b"2"))),
-            beats: heartbeat::Heartbeats::new(interval, timeout),
+            beats: heartbeat::Heartbeats::new(interval, timeout, connect_timeout),
         }
     }
 }
@@ -262,10 +263,6 @@ impl Engine {
             .get(s)
             .map(|x| x.sockets.clone())
             .unwrap_or_default()
-    }
-
-    pub fn has_sockets(&self, s: usize) -> bool {
-        self.live(s).is_some_and(|x| !x.sockets.is_empty())
     }
 
     pub fn add_socket(&mut self, s: usize, ns: usize, sock: usize) {
@@ -394,6 +391,13 @@ impl Engine {
         }
     }
 
+    /// Arms the connect timeout of a Socket.IO session opened at `opened`.
+    fn start_connect_timeout(&mut self, s: usize, opened: Instant) {
+        if let Some(x) = self.sessions.get(s) {
+            self.beats.arm_connect(s, x.uid as u32, opened);
+        }
+    }
+
     /// Heartbeat: the earliest ping or pong deadline armed.
     pub fn next_beat(&self) -> Option<Instant> {
         self.beats.next()
@@ -403,10 +407,13 @@ impl Engine {
     /// order. A ping returned is now awaiting its pong (its deadline is armed).
     pub fn pop_beat(&mut self, now: Instant) -> Option<Beat> {
         let sessions = &self.sessions;
-        let beat = self.beats.pop_due(now, |s, gen| {
-            sessions
-                .get(s)
-                .is_some_and(|x| !x.flags.closing && x.heartbeat.gen == gen)
+        let beat = self.beats.pop_due(now, |beat| match beat {
+            Beat::Ping { session, gen } | Beat::PongDeadline { session, gen } => sessions
+                .get(session)
+                .is_some_and(|x| !x.flags.closing && x.heartbeat.gen == gen),
+            Beat::ConnectTimeout { session, gen } => sessions
+                .get(session)
+                .is_some_and(|x| !x.flags.closing && x.uid as u32 == gen && x.sockets.is_empty()),
         })?;
         if let Beat::Ping { session, .. } = beat {
             self.sessions[session].heartbeat.awaiting_pong = true;
