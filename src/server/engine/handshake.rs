@@ -7,7 +7,7 @@ use super::super::Server;
 use super::{Beat, CloseReason, Flags, Heartbeat, Queue, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
-use crate::engineio::{new_id, EioError};
+use crate::engineio::{new_id, EioError, IdKey};
 use crate::http::response::Response;
 use bytes::Bytes;
 use std::rc::Rc;
@@ -174,7 +174,7 @@ impl Server {
         let uid = self.io.next_uid();
         let cfg = &self.config;
         let session = Session {
-            sid: sid.clone(),
+            sid: IdKey::new(&sid),
             uid,
             endpoint,
             transport: if is_ws {
@@ -196,7 +196,7 @@ impl Server {
             flags: Flags::default(),
         };
         let s = self.engine.sessions.insert(session);
-        self.engine.sids.insert(sid.clone(), s);
+        self.engine.sids.insert(IdKey::new(&sid), s);
         self.metrics.sessions_opened += 1;
         let open = packet::open_packet(
             &sid,

@@ -16,6 +16,7 @@ pub use heartbeat::Beat;
 
 use super::io::Io;
 use crate::engineio::wire::{EncodeCounter, Outbound};
+use crate::engineio::IdKey;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use slab::Slab;
@@ -96,13 +97,14 @@ pub struct PartialBinary {
 /// One Engine.IO session.
 #[derive(Debug)]
 pub struct Session {
-    sid: String,
+    /// Inline (no heap allocation); the `sids` index keys on the same form.
+    sid: IdKey,
     /// Unique for the process lifetime; timers carry it so a reused slab slot is not confused.
     uid: u64,
     endpoint: Endpoint,
     transport: Transport,
     /// The held long-poll GET: its connection, origin and keep-alive.
-    poll: Option<HeldPoll>,
+    poll: Option<Box<HeldPoll>>,
     queue: Queue,
     /// A WebSocket that is probing an upgrade (`flags.probed`: `2probe` was answered).
     upgrade_conn: Option<usize>,
@@ -156,7 +158,7 @@ struct Flags {
 #[derive(Debug)]
 pub struct Engine {
     sessions: Slab<Session>,
-    sids: HashMap<String, usize>,
+    sids: HashMap<IdKey, usize>,
     encodes: EncodeCounter,
     /// Polling sessions (key, uid) whose held GET should be answered at the end of the turn.
     dirty_polls: Vec<(usize, u64)>,
@@ -267,6 +269,10 @@ impl Engine {
 
     pub fn add_socket(&mut self, s: usize, ns: usize, sock: usize) {
         if let Some(x) = self.live_mut(s) {
+            // Most sessions connect one namespace: room for one, not the default four.
+            if x.sockets.capacity() == 0 {
+                x.sockets.reserve_exact(1);
+            }
             x.sockets.push((ns, sock));
         }
     }

@@ -136,11 +136,11 @@ impl Server {
                 self.close_ws(key, 1002);
             }
             Opcode::Text | Opcode::Binary if !f.fin => {
-                *fragment = Some((f.opcode, f.payload.to_vec()));
+                *fragment = Some(Box::new((f.opcode, f.payload.to_vec())));
             }
             Opcode::Text | Opcode::Binary => self.on_ws_message(key, f.opcode, f.payload),
             Opcode::Continuation => {
-                let Some((_, buf)) = fragment else {
+                let Some((_, buf)) = fragment.as_deref_mut() else {
                     self.metrics.protocol_errors += 1;
                     return self.close_ws(key, 1002);
                 };
@@ -150,7 +150,7 @@ impl Server {
                 }
                 buf.extend_from_slice(f.payload);
                 if f.fin {
-                    let (op, data) = fragment.take().expect("checked above");
+                    let (op, data) = *fragment.take().expect("checked above");
                     self.on_ws_message(key, op, &data);
                 }
             }

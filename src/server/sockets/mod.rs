@@ -2,6 +2,7 @@
 //! function of plain data (rooms, except, flags) to socket keys. No I/O: what a socket's
 //! session and connection are is the business of the parts below.
 
+use crate::engineio::IdKey;
 use crate::store::ratelimit::Buckets;
 use slab::Slab;
 use std::collections::{HashMap, HashSet};
@@ -16,8 +17,76 @@ pub const MAX_ROOMS_PER_SOCKET: usize = 1000;
 #[derive(Debug)]
 struct Namespace {
     name: String,
-    rooms: HashMap<String, HashSet<usize>>,
+    rooms: HashMap<String, Members>,
     sockets: usize,
+}
+
+/// A room's members: one socket inline (a user's own room, most of the time: no set
+/// allocated), or a set.
+#[derive(Debug)]
+enum Members {
+    One(usize),
+    Many(HashSet<usize>),
+}
+
+impl Members {
+    fn insert(&mut self, sock: usize) {
+        match self {
+            Members::One(x) if *x == sock => {}
+            Members::One(x) => *self = Members::Many(HashSet::from([*x, sock])),
+            Members::Many(set) => {
+                set.insert(sock);
+            }
+        }
+    }
+
+    /// Removes `sock`; `true` when the room is now empty.
+    fn remove(&mut self, sock: usize) -> bool {
+        match self {
+            Members::One(x) => *x == sock,
+            Members::Many(set) => {
+                set.remove(&sock);
+                match set.iter().next().copied() {
+                    None => true,
+                    Some(last) if set.len() == 1 => {
+                        // Back to the inline form; the set's allocation is freed.
+                        *self = Members::One(last);
+                        false
+                    }
+                    Some(_) => false,
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Members::One(_) => 1,
+            Members::Many(set) => set.len(),
+        }
+    }
+
+    fn iter(&self) -> MembersIter<'_> {
+        match self {
+            Members::One(x) => MembersIter::One(Some(*x)),
+            Members::Many(set) => MembersIter::Many(set.iter()),
+        }
+    }
+}
+
+enum MembersIter<'a> {
+    One(Option<usize>),
+    Many(std::collections::hash_set::Iter<'a, usize>),
+}
+
+impl Iterator for MembersIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            MembersIter::One(x) => x.take(),
+            MembersIter::Many(it) => it.next().copied(),
+        }
+    }
 }
 
 /// One Socket.IO socket: a session connected to a namespace. Read through [`Sockets::get`];
@@ -78,7 +147,7 @@ pub struct Sockets {
     namespaces: Vec<Namespace>,
     sockets: Slab<Socket>,
     /// Socket id -> key (every socket is in the room named by its id).
-    ids: HashMap<String, usize>,
+    ids: HashMap<IdKey, usize>,
     /// Selection generation, for the per-socket marks.
     seq: u64,
     /// A recipient list reused by every delivery (no allocation per broadcast).
@@ -157,7 +226,7 @@ impl Sockets {
     /// Members of `room` in namespace `ns` (sid rooms included).
     pub fn members(&self, ns: usize, room: &str) -> Vec<usize> {
         match self.namespaces[ns].rooms.get(room) {
-            Some(m) => m.iter().copied().collect(),
+            Some(m) => m.iter().collect(),
             None => self
                 .ids
                 .get(room)
@@ -170,13 +239,13 @@ impl Sockets {
 
     /// How many sockets are in `room` of namespace `ns` (sid rooms not counted).
     pub fn room_len(&self, ns: usize, room: &str) -> usize {
-        self.namespaces[ns].rooms.get(room).map_or(0, HashSet::len)
+        self.namespaces[ns].rooms.get(room).map_or(0, Members::len)
     }
 
     /// Adds a socket to its namespace.
     pub fn insert(&mut self, new: NewSocket) -> usize {
         let ns = new.ns;
-        let id = new.id.clone();
+        let id = IdKey::new(&new.id);
         let sock = self.sockets.insert(Socket {
             id: new.id,
             ns,
@@ -200,7 +269,7 @@ impl Sockets {
     pub fn remove(&mut self, sock: usize) -> Option<Socket> {
         let socket = self.sockets.try_remove(sock)?;
         debug_assert!(socket.rooms.is_empty(), "leave rooms before removing");
-        self.ids.remove(&socket.id);
+        self.ids.remove(socket.id.as_str());
         self.namespaces[socket.ns].sockets -= 1;
         Some(socket)
     }
@@ -215,12 +284,16 @@ impl Sockets {
         if socket.rooms.len() >= MAX_ROOMS_PER_SOCKET {
             return None;
         }
+        if socket.rooms.capacity() == 0 {
+            // Most sockets are in one or two rooms: room for one, not the default four.
+            socket.rooms.reserve_exact(1);
+        }
         socket.rooms.push(room.to_owned());
         self.namespaces[socket.ns]
             .rooms
             .entry(room.to_owned())
-            .or_default()
-            .insert(sock);
+            .and_modify(|m| m.insert(sock))
+            .or_insert(Members::One(sock));
         Some(true)
     }
 
@@ -234,11 +307,8 @@ impl Sockets {
         };
         socket.rooms.swap_remove(i);
         let rooms = &mut self.namespaces[socket.ns].rooms;
-        if let Some(members) = rooms.get_mut(room) {
-            members.remove(&sock);
-            if members.is_empty() {
-                rooms.remove(room);
-            }
+        if rooms.get_mut(room).is_some_and(|m| m.remove(sock)) {
+            rooms.remove(room);
         }
         true
     }
@@ -293,10 +363,10 @@ impl Sockets {
         // Sid rooms resolve through the id index, restricted to this namespace.
         for r in t.except {
             if let Some(members) = room_map.get(r) {
-                members.iter().for_each(|&m| {
+                members.iter().for_each(|m| {
                     mark(sockets, m, ns, seq);
                 });
-            } else if let Some(&m) = ids.get(r) {
+            } else if let Some(&m) = ids.get(r.as_str()) {
                 mark(sockets, m, ns, seq);
             }
         }
@@ -313,13 +383,8 @@ impl Sockets {
         } else {
             for r in t.rooms {
                 if let Some(members) = room_map.get(r) {
-                    out.extend(
-                        members
-                            .iter()
-                            .copied()
-                            .filter(|&m| mark(sockets, m, ns, seq)),
-                    );
-                } else if let Some(&m) = ids.get(r) {
+                    out.extend(members.iter().filter(|&m| mark(sockets, m, ns, seq)));
+                } else if let Some(&m) = ids.get(r.as_str()) {
                     if mark(sockets, m, ns, seq) {
                         out.push(m);
                     }
