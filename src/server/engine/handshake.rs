@@ -4,7 +4,7 @@
 use super::super::conn::{ConnKind, Phase};
 use super::super::http::Req;
 use super::super::Server;
-use super::{Beat, CloseReason, Flags, Heartbeat, Queue, Session, Transport};
+use super::{Beat, CloseReason, Flags, Heartbeat, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
 use crate::engineio::{new_id, EioError, IdKey};
@@ -183,7 +183,7 @@ impl Server {
                 Transport::Polling
             },
             poll: None,
-            queue: Queue::default(),
+            queue: None,
             upgrade_conn: None,
             heartbeat: Heartbeat {
                 gen: 0,
@@ -355,7 +355,7 @@ impl Server {
             return;
         };
         match session.transport {
-            Transport::Polling if !session.queue.msgs.is_empty() => {
+            Transport::Polling if !session.queue_is_empty() => {
                 session.flags.draining = true;
                 if session.poll.is_some() {
                     self.flush_poll(s);

@@ -234,8 +234,7 @@ impl Server {
             self.answer_poll(s, vec![Bytes::from_static(b"6")]);
         }
         let session = &mut self.engine.sessions[s];
-        let queued = std::mem::take(&mut session.queue.msgs);
-        session.queue.bytes = 0;
+        let queued = session.take_queue();
         for m in queued {
             let b = m.ws(&self.engine.encodes);
             if !self.queue(key, b) {
