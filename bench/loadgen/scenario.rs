@@ -32,8 +32,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Every scenario; `all` on the command line means the first six (soak is a long run of
-    /// its own, bench/soak.sh).
+    /// Every scenario; `all` on the command line leaves out heartbeat (only sio-edge is
+    /// started with the short ping interval it measures) and soak (a long run of its own,
+    /// bench/soak.sh).
     pub const ALL: [Scenario; 8] = [
         Scenario::RoomBroadcast,
         Scenario::ChatRooms,
