@@ -130,7 +130,7 @@ struct RunCmd {
     #[argh(option, default = "1000")]
     ping_interval: u64,
     /// bind the clients to source addresses 127.0.0.2 ..= 127.0.0.(K+1) in turn, ~28,000
-    /// connections each (default: one per 20,000 clients above 20,000, else none)
+    /// connections each (default: one per 10,000 clients above 10,000, else none)
     #[argh(option)]
     source_addrs: Option<u8>,
     /// extra arguments for the sio-edge servers the suite starts, space separated (e.g.

@@ -36,11 +36,13 @@ pub const KNOWN: [&str; 4] = ["sio-edge", "sio-edge-prod", "socketioxide", "node
 /// The HS256 secret of the sio-edge-prod runs.
 pub const PROD_SECRET: &str = "sio-bench-production-profile-secret";
 
-/// Source addresses for N clients: `given`, or one per 20,000 clients above 20,000 (each
-/// source has ~28,000 ephemeral ports toward one destination).
+/// Source addresses for N clients: `given`, or one per 10,000 clients above 10,000. Each
+/// source has ~28,000 ephemeral ports toward one destination, but near that many (with the
+/// TIME_WAITs of earlier runs) connects slow down: 19,000 clients from one address took
+/// 20-35 s to connect, from four 0.8 s.
 pub fn source_count(n: usize, given: Option<u8>) -> u8 {
-    given.unwrap_or(if n > 20_000 {
-        n.div_ceil(20_000).min(250) as u8
+    given.unwrap_or(if n > 10_000 {
+        n.div_ceil(10_000).min(250) as u8
     } else {
         0
     })
