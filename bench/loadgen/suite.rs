@@ -327,3 +327,19 @@ fn one(
     println!("{r}");
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_start_past_10000_clients_and_can_be_given() {
+        assert_eq!(source_count(10_000, None), 0);
+        assert_eq!(source_count(10_001, None), 2);
+        assert_eq!(source_count(100_000, None), 10);
+        assert_eq!(source_count(1_000, Some(3)), 3);
+        let s = crate::driver::loopback_sources(3);
+        let want: Vec<IpAddr> = (2..=4).map(|x| IpAddr::from([127, 0, 0, x])).collect();
+        assert_eq!(s, want);
+    }
+}

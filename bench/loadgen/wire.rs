@@ -277,6 +277,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hs256_connect_carries_a_token_the_secret_verifies_with_the_clients_own_subject() {
+        let packet = hs256_connect(b"s3cret", 42);
+        let text = std::str::from_utf8(&packet).unwrap();
+        let auth: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("40").unwrap()).unwrap();
+        let token = auth["token"].as_str().unwrap();
+        let key = jsonwebtoken::DecodingKey::from_secret(b"s3cret");
+        let v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).unwrap();
+        assert_eq!(data.claims["sub"], "bench-42");
+        let wrong = jsonwebtoken::DecodingKey::from_secret(b"other");
+        assert!(jsonwebtoken::decode::<serde_json::Value>(token, &wrong, &v).is_err());
+    }
+
+    #[test]
     fn masked_frame_decodes_with_its_mask() {
         let mut out = Vec::new();
         encode_frame(&mut out, OP_TEXT, b"40", [1, 2, 3, 4]);
