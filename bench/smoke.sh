@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # CI smoke for the load generator: room-broadcast with N=200 for 3 s against `sio-edge --bench`
-# (binary from $SIO_EDGE_BIN, default target/debug/sio-edge). Fails unless messages were
-# delivered and none was lost, duplicated or out of order. No timing assertion.
+# (binary from $SIO_EDGE_BIN, default target/debug/sio-edge), then the heartbeat scenario with
+# N=2,000 clients of the production profile (each its own HS256 token and user room), bound to
+# two loopback source addresses, pinged every 500 ms for 2 s. Fails unless messages were
+# delivered and none was lost, duplicated or out of order, and unless every client stayed
+# connected and (nearly) every ping was answered. No timing assertion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,3 +28,10 @@ if ! timeout 60 "$bench" run --servers sio-edge --sio-edge-bin "$edge" --server-
   exit 1
 fi
 echo "bench/smoke.sh: room-broadcast N=200 against $edge: delivered, nothing lost, duplicated or reordered"
+if ! timeout 90 "$bench" run --servers sio-edge-prod --sio-edge-bin "$edge" --server-cpu "" \
+  --scenarios heartbeat --clients 2000 --duration 2 --ping-interval 500 --source-addrs 2 \
+  --out "$out/heartbeat.jsonl" --check --quiet >/dev/null; then
+  echo "bench/smoke.sh: heartbeat FAILED (server log: $(cat "$out"/heartbeat.servers.log 2>/dev/null | tail -5))" >&2
+  exit 1
+fi
+echo "bench/smoke.sh: heartbeat N=2000 (production profile) against $edge: every client kept, pings answered"

@@ -1,6 +1,7 @@
 //! Deadlines without a runtime: a min-heap of `(Instant, seq)` entries. Cancelling is lazy:
-//! owners keep a generation and ignore entries whose generation is stale, so re-arming a
-//! heartbeat is one push and never a search.
+//! owners keep a generation and ignore entries whose generation is stale. Heartbeats, the
+//! one deadline every session re-arms every interval, are not here: they live in the
+//! Engine's per-interval FIFO lists (src/server/engine/heartbeat.rs), O(1) per arm.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,12 +11,6 @@ use std::time::{Duration, Instant};
 /// generation they were armed with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
-    /// Time to send a ping.
-    Ping { session: usize, uid: u64, gen: u64 },
-    /// The pong for the last ping is due.
-    PongDeadline { session: usize, uid: u64, gen: u64 },
-    /// The session must have connected a namespace by now.
-    ConnectTimeout { session: usize, uid: u64 },
     /// The WebSocket `conn` (unique id `conn_uid`) probing an upgrade of the session must
     /// have completed it by now.
     UpgradeTimeout {
@@ -71,11 +66,9 @@ impl Timers {
     /// Time until the next deadline, rounded up to whole milliseconds so the poll never wakes
     /// early and spins; `None` when nothing is armed.
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap.peek().map(|Reverse((when, _, _))| {
-            let d = when.saturating_duration_since(now);
-            let ms = d.as_nanos().div_ceil(1_000_000) as u64;
-            Duration::from_millis(ms)
-        })
+        self.heap
+            .peek()
+            .map(|Reverse((when, _, _))| timeout_until(now, *when))
     }
 
     /// Pops one deadline that has passed.
@@ -95,6 +88,13 @@ impl Timers {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+}
+
+/// The poll timeout that wakes at `when`: rounded up to whole milliseconds (the poll's
+/// unit) so it never wakes early and spins.
+pub fn timeout_until(now: Instant, when: Instant) -> Duration {
+    let d = when.saturating_duration_since(now);
+    Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64)
 }
 
 #[cfg(test)]

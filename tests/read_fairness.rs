@@ -1,8 +1,9 @@
-//! A client that keeps its socket readable does not hold the loop: one connection is read for
-//! at most a fixed slice per loop turn (counted in `sio_reads_capped_total`), so while it
-//! floods, another client's echo round trip and a `/metrics` request are still served.
-//! Without the cap the loop reads the flooder until it stops writing, which it never does
-//! here while the others wait.
+//! A client that keeps its socket readable does not hold the loop: one connection's turn ends
+//! at a read shorter than asked for (its receive queue was empty then; more raises a new
+//! event) or at a fixed slice per loop turn (counted in `sio_reads_capped_total`, reached
+//! when the kernel's receive buffer holds more than the slice), so while it floods, another
+//! client's echo round trip is still served. Reading the flooder until `WouldBlock`, which
+//! never comes while it writes, would starve the others.
 
 mod fixture;
 
@@ -54,7 +55,6 @@ fn a_flooding_client_does_not_starve_the_others() {
 
     victim.send_text(r#"427["echo","still here"]"#);
     assert_eq!(victim.recv_message(), r#"437["still here"]"#);
-    let capped = server.metric("sio_reads_capped_total");
     assert!(
         !flood.is_finished(),
         "the flooder was still writing when the others were served"
@@ -63,9 +63,5 @@ fn a_flooding_client_does_not_starve_the_others() {
     assert!(
         flood.join().expect("flood thread"),
         "the flooder's connection was closed: noops are valid input"
-    );
-    assert!(
-        capped > 0,
-        "the flood was read without ever stopping at the per-turn cap"
     );
 }

@@ -128,6 +128,9 @@ pub struct Ctx {
     /// The Socket.IO CONNECT packet: `40`, or `40{"token":".."}` for a server that
     /// authenticates (sio-edge --bench and the peers need none).
     pub connect_packet: Vec<u8>,
+    /// Production profile: each client signs its own HS256 token with this secret
+    /// ([`wire::hs256_connect`]) instead of sending `connect_packet`.
+    pub token_secret: Option<Vec<u8>>,
     /// soak: the group that books broadcasts to room `bench` (payloads without `room`); every
     /// ready client is a member besides its own chat room.
     pub bench_group: Option<usize>,
@@ -150,6 +153,7 @@ impl Ctx {
             join_rooms: false,
             keep_sids: false,
             connect_packet: b"40".to_vec(),
+            token_secret: None,
             bench_group: None,
             window: Default::default(),
             scratch: Vec::with_capacity(4096),
@@ -505,10 +509,16 @@ impl Client {
             }
             (Packet::Open(_), Phase::WaitOpen) => {
                 self.phase = Phase::WaitConnect;
-                let packet = std::mem::take(&mut ctx.connect_packet);
-                let sent = self.send_text(ctx, &packet);
-                ctx.connect_packet = packet;
-                sent?;
+                if let Some(secret) = ctx.token_secret.take() {
+                    let packet = wire::hs256_connect(&secret, self.serial);
+                    ctx.token_secret = Some(secret);
+                    self.send_text(ctx, &packet)?;
+                } else {
+                    let packet = std::mem::take(&mut ctx.connect_packet);
+                    let sent = self.send_text(ctx, &packet);
+                    ctx.connect_packet = packet;
+                    sent?;
+                }
             }
             (Packet::Connected(body), Phase::WaitConnect) => {
                 if ctx.keep_sids {

@@ -30,7 +30,33 @@ const EVENTS: usize = 4096;
 pub struct Target {
     /// Destination addresses, used in turn (several 127.0.0.x spread the ephemeral ports).
     pub addrs: Vec<SocketAddr>,
+    /// Source addresses the WebSocket clients bind to in turn (127.0.0.2, 127.0.0.3, ...):
+    /// each (source, destination) pair has its own ~28,000 ephemeral ports. Empty: the
+    /// kernel picks (127.0.0.1 toward 127.0.0.1).
+    pub sources: Vec<std::net::IpAddr>,
     pub api_key: String,
+}
+
+/// Source addresses 127.0.0.2 ..= 127.0.0.(k+1) for `Target::sources`.
+pub fn loopback_sources(k: u8) -> Vec<std::net::IpAddr> {
+    (0..k.min(250))
+        .map(|i| std::net::IpAddr::from([127, 0, 0, 2 + i]))
+        .collect()
+}
+
+/// A non-blocking connect to `addr` from `source` (port chosen by the kernel).
+fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_nonblocking(true)?;
+    // Port 0: bind picks an ephemeral port of this source (each has its own ~28,000).
+    sock.bind(&SocketAddr::new(source, 0).into())?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(sock.into()))
 }
 
 /// Counters of the notify API connections.
@@ -114,7 +140,11 @@ impl Driver {
         let addr = self.target.addrs[self.serial as usize % self.target.addrs.len()];
         self.serial += 1;
         self.ctx.counters.launched += 1;
-        let stream = match TcpStream::connect(addr) {
+        let connected = match self.target.sources.as_slice() {
+            [] => TcpStream::connect(addr),
+            s => connect_from(s[self.serial as usize % s.len()], addr),
+        };
+        let stream = match connected {
             Ok(s) => s,
             Err(e) => {
                 // EADDRNOTAVAIL here means the ephemeral ports ran out (see --dest-addrs).

@@ -44,13 +44,16 @@ enum Cmd {
 #[argh(subcommand, name = "run")]
 struct RunCmd {
     /// scenarios, comma separated, or `all`: room-broadcast, chat-rooms, notify, churn, idle,
-    /// capacity; and soak (not in `all`: bench/soak.sh)
+    /// capacity; and heartbeat (sio-edge only: started with --ping-interval) and soak
+    /// (bench/soak.sh), which `all` leaves out
     #[argh(option, default = "String::from(\"room-broadcast\")")]
     scenarios: String,
     /// client counts N, comma separated (default 1000)
     #[argh(option, default = "String::from(\"1000\")")]
     clients: String,
-    /// servers to start, comma separated, or `all`: sio-edge, socketioxide, node
+    /// servers to start, comma separated, or `all`: sio-edge, socketioxide, node; also
+    /// sio-edge-prod (not in `all`): sio-edge in the production profile (HS256 secret, every
+    /// client its own token and user room; idle and heartbeat scenarios only)
     #[argh(option, default = "String::from(\"sio-edge\")")]
     servers: String,
     /// runs of each (scenario, N, server); the report takes medians (default 1)
@@ -119,6 +122,21 @@ struct RunCmd {
     /// need none)
     #[argh(option)]
     auth: Option<String>,
+    /// with --addr: every client signs its own HS256 token with this secret (the
+    /// production profile; `--jwt-secret` of the server)
+    #[argh(option)]
+    hs256_secret: Option<String>,
+    /// heartbeat: the ping interval in ms sio-edge is started with (default 1000)
+    #[argh(option, default = "1000")]
+    ping_interval: u64,
+    /// bind the clients to source addresses 127.0.0.2 ..= 127.0.0.(K+1) in turn, ~28,000
+    /// connections each (default: one per 10,000 clients above 10,000, else none)
+    #[argh(option)]
+    source_addrs: Option<u8>,
+    /// extra arguments for the sio-edge servers the suite starts, space separated (e.g.
+    /// '--recovery-window 0')
+    #[argh(option, default = "String::new()")]
+    sio_edge_args: String,
     /// with --addr: the server's pid, for its RSS and CPU
     #[argh(option)]
     server_pid: Option<u32>,
@@ -236,8 +254,13 @@ where
 }
 
 fn run(r: RunCmd) -> Result<ExitCode, String> {
-    // `all` is the suite of bench/run.sh; soak (the last) is a long run of its own.
-    let suite = &Scenario::ALL[..Scenario::ALL.len() - 1];
+    // `all` is the suite of bench/run.sh; soak is a long run of its own, and heartbeat
+    // needs servers started with a short ping interval (only sio-edge is).
+    let suite: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, Scenario::Soak | Scenario::Heartbeat))
+        .collect();
+    let suite = &suite[..];
     let scenarios = list(&r.scenarios, suite, Scenario::parse)?;
     let clients = list(&r.clients, &[], |x| {
         x.parse::<usize>()
@@ -286,6 +309,8 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
         progress: !r.quiet,
         server_core: None,
         auth: r.auth.clone(),
+        token_secret: r.hs256_secret.clone(),
+        ping_interval_ms: r.ping_interval.max(1),
         soak: soak::SoakParams {
             row_s: r.soak_row,
             warmup_rows: r.soak_warmup_rows,
@@ -311,9 +336,15 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
                 node_script: r.node_script.clone(),
                 socketioxide_bin: r.socketioxide_bin.clone(),
                 api_key: r.api_key.clone(),
+                sio_edge_args: r
+                    .sio_edge_args
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
             },
             server_cpu: r.server_cpu.clone(),
             dest_addrs: r.dest_addrs.max(1),
+            source_addrs: r.source_addrs,
             out,
             check: r.check,
         };
@@ -346,14 +377,15 @@ fn external(
     let addrs = vec![addr
         .parse()
         .map_err(|_| format!("--addr {addr:?} is not IP:PORT"))?];
-    let target = driver::Target {
-        addrs,
-        api_key: r.api_key.clone(),
-    };
     let mut results = Vec::new();
     let mut failed = Vec::new();
     for &sc in scenarios {
         for &n in clients {
+            let target = driver::Target {
+                addrs: addrs.clone(),
+                sources: driver::loopback_sources(suite::source_count(n, r.source_addrs)),
+                api_key: r.api_key.clone(),
+            };
             for rep in 1..=r.repeats {
                 let mut p = base.clone();
                 p.scenario = sc;
@@ -393,6 +425,11 @@ fn write_reports(
         std::fs::write(p, svg::plot(results, first))
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
         eprintln!("sio-bench: wrote {}", p.display());
+        if let Some(plot) = svg::scaling(results, &format!("{first}: unit costs against N")) {
+            let p = p.with_extension("scaling.svg");
+            std::fs::write(&p, plot).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            eprintln!("sio-bench: wrote {}", p.display());
+        }
     }
     Ok(())
 }

@@ -95,9 +95,41 @@ pub fn listen_overflows() -> Option<u64> {
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
+/// On-CPU nanoseconds of every thread of a process (first field of each
+/// /proc/<pid>/task/<tid>/schedstat): the same time as utime+stime, to the nanosecond
+/// instead of the 10 ms tick, so short runs of a cheap load (heartbeats) are measurable.
+pub fn cpu_ns(pid: &str) -> Option<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let s = fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// `MemAvailable` of /proc/meminfo in KiB: what can be allocated without swapping.
+pub fn mem_available_kib() -> Option<u64> {
+    let s = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line["MemAvailable:".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// This process's soft limit on open files.
 pub fn nofile_limit() -> Option<u64> {
-    let s = fs::read_to_string("/proc/self/limits").ok()?;
+    nofile_limit_of("self")
+}
+
+/// The soft limit on open files of process `pid`.
+pub fn nofile_limit_of(pid: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = s.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()
@@ -116,6 +148,8 @@ mod tests {
         assert!(hwm_kib("self").unwrap() >= rss_kib("self").unwrap() / 2);
         assert!(cpu_seconds("self").unwrap() >= 0.0);
         assert!(nofile_limit().unwrap() > 0);
+        assert!(cpu_ns("self").unwrap() > 0);
+        assert!(mem_available_kib().unwrap() > 0);
         assert!(listen_overflows().is_some());
         assert!(runq_wait_seconds("self").is_some());
         let a = core_jiffies(0).unwrap();

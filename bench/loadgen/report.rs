@@ -16,7 +16,7 @@ pub type Grouped<'a> = BTreeMap<String, BTreeMap<(usize, String, u64), Cell<'a>>
 
 /// The order servers appear in tables and plots.
 pub fn server_rank(name: &str) -> usize {
-    crate::suite::SERVERS
+    crate::suite::KNOWN
         .iter()
         .position(|s| *s == name)
         .unwrap_or(99)
@@ -131,6 +131,18 @@ fn columns(scenario: &str) -> Vec<Column> {
                 ("connect p99 ms", "connect.latency_ms.p99", 1.0),
             ]
         }
+        "heartbeat" => {
+            return vec![
+                ("ping interval ms", "ping_interval_ms", 1.0),
+                ("pings/s", "pings_per_s", 1.0),
+                ("server CPU us/ping", "cpu_us_per_ping", 1.0),
+                ("server CPU %", "server_cpu_pct", 1.0),
+                ("server core busy %", "server_core.busy_pct", 1.0),
+                ("server run-queue wait s", "server_runq_wait_s", 1.0),
+                ("bytes/conn", "rss_per_conn_bytes", 1.0),
+                ("connect N s", "connect.total_s", 1.0),
+            ]
+        }
         "notify" => {
             c.extend(lat);
             c.extend(errs);
@@ -194,18 +206,25 @@ fn describe(scenario: &str, runs: &[&Value]) -> String {
             "N idle connections held {dur} s; server VmRSS before connecting and after \
              (bytes/conn = difference / N)."
         ),
+        "heartbeat" => format!(
+            "N idle connections pinged every {} ms for {dur} s (after one interval of warm-up); \
+             server CPU (every thread's schedstat run time) over the hold divided by the pings \
+             the clients answered in it.",
+            first["ping_interval_ms"].as_u64().unwrap_or(0)
+        ),
         _ => String::new(),
     }
 }
 
 /// The order of the scenarios in the report and the plot.
-pub const SCENARIO_ORDER: [&str; 6] = [
+pub const SCENARIO_ORDER: [&str; 7] = [
     "room-broadcast",
     "capacity",
     "chat-rooms",
     "notify",
     "churn",
     "idle",
+    "heartbeat",
 ];
 
 /// The markdown report.
@@ -281,10 +300,22 @@ pub fn clean(r: &Value) -> Result<(), String> {
     if r["ok"] != json!(true) {
         return Err(format!("run failed: {}", r["error"]));
     }
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
     if r["scenario"] == json!("idle") {
         return Ok(());
     }
-    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    if r["scenario"] == json!("heartbeat") {
+        // Complete: nobody was dropped and (nearly) every ping was answered; a ping in
+        // flight at either end of the hold may fall outside it.
+        let expected = r["pings_expected"].as_f64().unwrap_or(0.0);
+        if n("server_closed") > 0 {
+            return Err(format!("server_closed = {}", n("server_closed")));
+        }
+        if (n("pings") as f64) < 0.9 * expected || n("pings") == 0 {
+            return Err(format!("{} pings of ~{expected} expected", n("pings")));
+        }
+        return Ok(());
+    }
     let mut problems = Vec::new();
     if n("deliveries") == 0 {
         problems.push("no message was delivered".to_owned());
@@ -335,6 +366,16 @@ pub fn summary(r: &Value) -> String {
     }
     if r["scenario"] == json!("soak") {
         return s + "\n" + &crate::soak::table(r);
+    }
+    if r["scenario"] == json!("heartbeat") {
+        return s + &format!(
+            ", {} pings ({}/s), server CPU {} s = {} us/ping, {} bytes/conn",
+            f(&r["pings"]),
+            f(&r["pings_per_s"]),
+            f(&r["server_cpu_s"]),
+            f(&r["cpu_us_per_ping"]),
+            f(&r["rss_per_conn_bytes"])
+        );
     }
     if r["scenario"] == json!("idle") {
         s += &format!(

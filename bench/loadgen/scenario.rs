@@ -20,6 +20,9 @@ pub enum Scenario {
     Churn,
     /// N idle connections: server memory per connection.
     Idle,
+    /// N idle connections with a short ping interval: server CPU per heartbeat ping
+    /// (ping sent, pong read, timers re-armed).
+    Heartbeat,
     /// Room broadcast offered above every server's capacity (`capacity_offered` deliveries/s
     /// whatever N) for `capacity_duration`: deliveries/s is then what the server sustains.
     Capacity,
@@ -29,14 +32,16 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Every scenario; `all` on the command line means the first six (soak is a long run of
-    /// its own, bench/soak.sh).
-    pub const ALL: [Scenario; 7] = [
+    /// Every scenario; `all` on the command line leaves out heartbeat (only sio-edge is
+    /// started with the short ping interval it measures) and soak (a long run of its own,
+    /// bench/soak.sh).
+    pub const ALL: [Scenario; 8] = [
         Scenario::RoomBroadcast,
         Scenario::ChatRooms,
         Scenario::Notify,
         Scenario::Churn,
         Scenario::Idle,
+        Scenario::Heartbeat,
         Scenario::Capacity,
         Scenario::Soak,
     ];
@@ -48,6 +53,7 @@ impl Scenario {
             Scenario::Notify => "notify",
             Scenario::Churn => "churn",
             Scenario::Idle => "idle",
+            Scenario::Heartbeat => "heartbeat",
             Scenario::Capacity => "capacity",
             Scenario::Soak => "soak",
         }
@@ -94,6 +100,10 @@ pub struct Params {
     pub progress: bool,
     /// CONNECT auth payload (JSON object), if the server wants one.
     pub auth: Option<String>,
+    /// Production profile: every client signs its own HS256 token with this secret.
+    pub token_secret: Option<String>,
+    /// heartbeat: the server's ping interval in ms (the suite starts sio-edge with it).
+    pub ping_interval_ms: u64,
     /// The core the server is pinned to, for its busy/softirq/steal percentages.
     pub server_core: Option<usize>,
     /// soak: what else it needs.
@@ -175,6 +185,7 @@ fn run_inner(
             ));
         }
     }
+    check_limits(p, pid_s)?;
     let rooms = p.clients.div_ceil(p.room_size.max(1));
     let groups = match p.scenario {
         Scenario::ChatRooms => rooms,
@@ -193,6 +204,7 @@ fn run_inner(
     if let Some(auth) = &p.auth {
         d.ctx.connect_packet = format!("40{auth}").into_bytes();
     }
+    d.ctx.token_secret = p.token_secret.as_ref().map(|s| s.as_bytes().to_vec());
     let rss0 = pid_s.and_then(procfs::rss_kib);
 
     // Connect the population in batches.
@@ -217,6 +229,17 @@ fn run_inner(
         }
         if t0.elapsed() > limit {
             break;
+        }
+        // Cheap (one small /proc read per 5 ms turn) and it must catch a machine running out.
+        if low_memory() {
+            let msg = format!(
+                "stopped connecting at {} of {} clients: MemAvailable fell below {} MiB \
+                 (the machine's memory, not the server, is the limit here)",
+                d.ctx.counters.ready_total,
+                p.clients,
+                MEM_FLOOR_KIB / 1024
+            );
+            return Err((msg, Some(d)));
         }
         d.turn(Duration::from_millis(5));
         if p.progress && last_progress.elapsed() > Duration::from_secs(2) {
@@ -286,12 +309,108 @@ fn run_inner(
         return Ok(d);
     }
 
+    if p.scenario == Scenario::Heartbeat {
+        return match heartbeat(p, &mut d, pid_s, out) {
+            Ok(()) => Ok(d),
+            Err(m) => Err((m, Some(d))),
+        };
+    }
+
     if p.scenario == Scenario::Soak {
         crate::soak::load(p, &mut d, pid_s, out);
     } else {
         load(p, &mut d, pid_s, out);
     }
     Ok(d)
+}
+
+/// Below this much available memory a run stops connecting (and says so).
+const MEM_FLOOR_KIB: u64 = 256 * 1024;
+/// Memory one client costs the machine when server and load generator share it: kernel
+/// socket memory of both ends (~10 KB), the server's few KiB and the load generator's.
+const KIB_PER_CLIENT: u64 = 16;
+
+fn low_memory() -> bool {
+    procfs::mem_available_kib().is_some_and(|k| k < MEM_FLOOR_KIB)
+}
+
+/// Refuses a run that cannot fit: the server's open-file limit (it holds one descriptor per
+/// client) and the machine's available memory, each named in the message.
+fn check_limits(p: &Params, pid: Option<&str>) -> Result<(), Failure> {
+    let need = p.clients as u64 + SPARE_FDS;
+    if let Some(limit) = pid.and_then(procfs::nofile_limit_of) {
+        if limit < need {
+            let msg = format!(
+                "the server's open-file limit is {limit}, below the {need} descriptors N={} \
+                 needs: raise it (systemd LimitNOFILE=, docker --ulimit nofile=, ulimit -Hn as \
+                 root); this machine's cap is what stops it",
+                p.clients
+            );
+            return Err((msg, None));
+        }
+    }
+    if let Some(avail) = procfs::mem_available_kib() {
+        let want = p.clients as u64 * KIB_PER_CLIENT + MEM_FLOOR_KIB;
+        if avail < want {
+            let msg = format!(
+                "N={} needs about {} MiB (~{KIB_PER_CLIENT} KiB per client for both ends plus \
+                 {} MiB spare) and only {} MiB is available: memory is the limit here",
+                p.clients,
+                want / 1024,
+                MEM_FLOOR_KIB / 1024,
+                avail / 1024
+            );
+            return Err((msg, None));
+        }
+    }
+    Ok(())
+}
+
+/// heartbeat: every client idle while the server pings each every `ping_interval_ms`; the
+/// server's CPU time over the hold divided by the pings answered in it.
+fn heartbeat(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) -> Result<(), String> {
+    // One interval first, so every client has had its first ping and the hold is steady.
+    let interval = Duration::from_millis(p.ping_interval_ms.max(1));
+    settle(d, interval + Duration::from_millis(200));
+    let (cpu0, pings0) = (pid.and_then(procfs::cpu_ns), d.ctx.counters.pings);
+    let wait0 = pid.and_then(procfs::runq_wait_seconds);
+    let core0 = p.server_core.and_then(procfs::core_jiffies);
+    let wall0 = Instant::now();
+    settle(d, Duration::from_secs_f64(p.duration));
+    let wall = wall0.elapsed().as_secs_f64();
+    let pings = d.ctx.counters.pings - pings0;
+    let expected = p.clients as f64 * wall / interval.as_secs_f64();
+    out["ping_interval_ms"] = json!(p.ping_interval_ms);
+    out["pings"] = json!(pings);
+    out["pings_expected"] = json!(expected.round());
+    out["pings_per_s"] = json!((pings as f64 / wall).round());
+    out["server_closed"] = json!(d.ctx.counters.server_closed);
+    if let (Some(a), Some(b)) = (cpu0, pid.and_then(procfs::cpu_ns)) {
+        let cpu = (b - a) as f64 / 1e9;
+        out["server_cpu_s"] = json!(round(cpu, 3));
+        out["server_cpu_pct"] = json!(round(100.0 * cpu / wall, 1));
+        if pings > 0 {
+            out["cpu_us_per_ping"] = json!(round(cpu * 1e6 / pings as f64, 2));
+        }
+    }
+    if let (Some(a), Some(b)) = (wait0, pid.and_then(procfs::runq_wait_seconds)) {
+        out["server_runq_wait_s"] = json!(round(b - a, 2));
+    }
+    if let (Some(a), Some(b)) = (core0, p.server_core.and_then(procfs::core_jiffies)) {
+        let (busy, softirq, steal) = procfs::core_usage(a, b);
+        out["server_core"] = json!({"core": p.server_core, "busy_pct": round(busy, 1),
+            "softirq_pct": round(softirq, 1), "steal_pct": round(steal, 1)});
+    }
+    if let Some(pid) = pid {
+        out["rss_kib"]["end"] = json!(procfs::rss_kib(pid));
+    }
+    if d.ctx.counters.server_closed > 0 {
+        return Err(format!(
+            "{} idle clients were disconnected",
+            d.ctx.counters.server_closed
+        ));
+    }
+    Ok(())
 }
 
 /// Keeps the loop turning (answering pings) for `dur`.
@@ -310,7 +429,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
         Scenario::ChatRooms => p.room_rate * groups as f64,
         Scenario::Notify => p.notify_rate,
         Scenario::Churn => p.churn_msg_rate,
-        Scenario::Idle | Scenario::Soak => 0.0,
+        Scenario::Idle | Scenario::Heartbeat | Scenario::Soak => 0.0,
         Scenario::Capacity => p.capacity_offered / p.clients.max(1) as f64,
     };
     let duration = p.load_seconds();
@@ -362,7 +481,7 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
                     d.publish((k % groups as u64) as usize, true);
                 }
                 Scenario::Notify => d.notify((k % groups as u64) as usize),
-                Scenario::Idle | Scenario::Soak => {}
+                Scenario::Idle | Scenario::Heartbeat | Scenario::Soak => {}
             }
             k += 1;
             burst += 1;

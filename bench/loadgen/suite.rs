@@ -24,9 +24,29 @@ pub struct ServerPaths {
     pub node_script: PathBuf,
     pub socketioxide_bin: PathBuf,
     pub api_key: String,
+    /// More arguments for sio-edge (`--sio-edge-args`).
+    pub sio_edge_args: Vec<String>,
 }
 
+/// The servers of `--servers all`.
 pub const SERVERS: [&str; 3] = ["sio-edge", "socketioxide", "node"];
+/// Every known server, in report order: sio-edge-prod is sio-edge in the production profile
+/// (HS256 secret instead of `--bench`; clients sign tokens of their own).
+pub const KNOWN: [&str; 4] = ["sio-edge", "sio-edge-prod", "socketioxide", "node"];
+/// The HS256 secret of the sio-edge-prod runs.
+pub const PROD_SECRET: &str = "sio-bench-production-profile-secret";
+
+/// Source addresses for N clients: `given`, or one per 10,000 clients above 10,000. Each
+/// source has ~28,000 ephemeral ports toward one destination, but near that many (with the
+/// TIME_WAITs of earlier runs) connects slow down: 19,000 clients from one address took
+/// 20-35 s to connect, from four 0.8 s.
+pub fn source_count(n: usize, given: Option<u8>) -> u8 {
+    given.unwrap_or(if n > 10_000 {
+        n.div_ceil(10_000).min(250) as u8
+    } else {
+        0
+    })
+}
 
 /// A started server.
 pub struct Running {
@@ -53,7 +73,7 @@ fn edge_extra_args() -> Vec<String> {
 }
 
 /// Starts `name` on an ephemeral port, pinned to `cpu` (empty: not pinned), listening on
-/// `host`; its stderr goes to `log`.
+/// `host`, with `extra` arguments for sio-edge; its stderr goes to `log`.
 ///
 /// # Errors
 /// An unknown name, a failed spawn, or no `listening on` line in time.
@@ -63,24 +83,32 @@ pub fn start(
     cpu: &str,
     host: IpAddr,
     log: &Path,
+    extra: &[String],
 ) -> Result<Running, String> {
     let (prog, args, env): (PathBuf, Vec<String>, Vec<(&str, String)>) = match name {
-        "sio-edge" => (
+        "sio-edge" | "sio-edge-prod" => (
             paths.sio_edge_bin.clone(),
-            vec![
-                "--bench".into(),
-                "--host".into(),
-                host.to_string(),
-                "--port".into(),
-                "0".into(),
-                "--internal-api-key".into(),
-                paths.api_key.clone(),
-                "--log".into(),
-                "warn".into(),
+            [
+                if name == "sio-edge" {
+                    vec!["--bench".into()]
+                } else {
+                    vec!["--jwt-secret".into(), PROD_SECRET.into()]
+                },
+                extra.to_vec(),
+                paths.sio_edge_args.clone(),
+                vec![
+                    "--host".into(),
+                    host.to_string(),
+                    "--port".into(),
+                    "0".into(),
+                    "--internal-api-key".into(),
+                    paths.api_key.clone(),
+                    "--log".into(),
+                    "warn".into(),
+                ],
+                edge_extra_args(),
             ]
-            .into_iter()
-            .chain(edge_extra_args())
-            .collect(),
+            .concat(),
             vec![],
         ),
         "node" => (
@@ -101,7 +129,7 @@ pub fn start(
                 ("BENCH_API_KEY", paths.api_key.clone()),
             ],
         ),
-        other => return Err(format!("unknown server {other:?} (known: {SERVERS:?})")),
+        other => return Err(format!("unknown server {other:?} (known: {KNOWN:?})")),
     };
     let mut cmd = if cpu.is_empty() {
         Command::new(&prog)
@@ -194,6 +222,8 @@ pub struct Plan {
     pub server_cpu: String,
     /// Destination addresses 127.0.0.1..=n (servers then listen on 0.0.0.0).
     pub dest_addrs: u8,
+    /// Client source addresses (127.0.0.2, ...); `None`: [`source_count`] decides.
+    pub source_addrs: Option<u8>,
     pub out: PathBuf,
     pub check: bool,
 }
@@ -258,7 +288,16 @@ fn one(
     log: &Path,
     out: &mut File,
 ) -> Value {
-    let mut r = match start(server, &plan.paths, &plan.server_cpu, host, log) {
+    let mut extra = Vec::new();
+    if p.scenario == Scenario::Heartbeat {
+        extra = vec!["--ping-interval".into(), p.ping_interval_ms.to_string()];
+    }
+    let mut p = p.clone();
+    if server == "sio-edge-prod" {
+        p.token_secret = Some(PROD_SECRET.into());
+    }
+    let p = &p;
+    let mut r = match start(server, &plan.paths, &plan.server_cpu, host, log, &extra) {
         Err(e) => {
             json!({"scenario": p.scenario.name(), "clients": p.clients, "ok": false, "error": e})
         }
@@ -271,8 +310,11 @@ fn one(
             } else {
                 vec![srv.addr]
             };
+            let sources =
+                crate::driver::loopback_sources(source_count(p.clients, plan.source_addrs));
             let target = Target {
                 addrs,
+                sources,
                 api_key: plan.paths.api_key.clone(),
             };
             let (mut r, driver) = scenario::run(p, target, Some(srv.pid));
@@ -294,4 +336,20 @@ fn one(
     }
     println!("{r}");
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_start_past_10000_clients_and_can_be_given() {
+        assert_eq!(source_count(10_000, None), 0);
+        assert_eq!(source_count(10_001, None), 2);
+        assert_eq!(source_count(100_000, None), 10);
+        assert_eq!(source_count(1_000, Some(3)), 3);
+        let s = crate::driver::loopback_sources(3);
+        let want: Vec<IpAddr> = (2..=4).map(|x| IpAddr::from([127, 0, 0, x])).collect();
+        assert_eq!(s, want);
+    }
 }

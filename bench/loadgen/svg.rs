@@ -1,5 +1,6 @@
-//! The hand-made SVG plot: room-broadcast delivery latency percentiles and fanout completion
-//! against N per server (log y), and deliveries/s per server and scenario (bars).
+//! The hand-made SVG plots: room-broadcast delivery latency percentiles and fanout completion
+//! against N per server (log y), and deliveries/s per server and scenario (bars); and the
+//! scaling plot, unit costs against N (memory and CPU per connection, ping and recipient).
 
 use crate::report::{group, median};
 use serde_json::Value;
@@ -356,7 +357,7 @@ pub fn plot(results: &[Value], title: &str) -> String {
     // Idle runs deliver nothing.
     for sc in crate::report::SCENARIO_ORDER
         .into_iter()
-        .filter(|&s| s != "idle")
+        .filter(|&s| s != "idle" && s != "heartbeat")
     {
         let Some(cells) = g.get(sc) else { continue };
         let mut ns: Vec<u64> = cells.keys().map(|k| k.2).collect();
@@ -381,3 +382,82 @@ pub fn plot(results: &[Value], title: &str) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+/// The scaling plot: per-connection RSS and server CPU per heartbeat ping (heartbeat runs)
+/// and server CPU per broadcast recipient (room-broadcast) against N, one line per server.
+/// Flat lines are the goal: nothing per connection should grow with N. `None` without
+/// heartbeat runs.
+pub fn scaling(results: &[Value], title: &str) -> Option<String> {
+    let g = group(results);
+    let hb = g.get("heartbeat")?;
+    let rb = g.get("room-broadcast");
+    let mut xs: Vec<u64> = hb.keys().map(|k| k.2).collect();
+    xs.extend(rb.into_iter().flat_map(|c| c.keys().map(|k| k.2)));
+    xs.sort_unstable();
+    xs.dedup();
+    let mut servers: Vec<(usize, String)> = hb.keys().map(|(r, s, _)| (*r, s.clone())).collect();
+    servers.extend(
+        rb.into_iter()
+            .flat_map(|c| c.keys().map(|(r, s, _)| (*r, s.clone()))),
+    );
+    servers.sort();
+    servers.dedup();
+    let series = |cells: Option<&BTreeCells>, path: &str, scale: f64| -> Vec<Series> {
+        servers
+            .iter()
+            .enumerate()
+            .map(|(si, (rank, s))| Series {
+                name: s.clone(),
+                color: COLORS[si % COLORS.len()],
+                dash: "",
+                points: xs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| {
+                        let cell = cells?.get(&(*rank, s.clone(), *n))?;
+                        Some((i, median(&cell.runs, path)? * scale))
+                    })
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let mut svg = String::new();
+    let height = 3.0 * PANEL_H + 40.0;
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="24" font-size="17" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    let panels = [
+        (
+            "server RSS per idle connection (heartbeat runs)",
+            "bytes (log)",
+            series(Some(hb), "rss_per_conn_bytes", 1.0),
+        ),
+        (
+            "server CPU per heartbeat ping",
+            "us (log)",
+            series(Some(hb), "cpu_us_per_ping", 1.0),
+        ),
+        (
+            "server CPU per broadcast recipient (room-broadcast)",
+            "us (log)",
+            // Seconds per 1,000 deliveries to microseconds per delivery.
+            series(rb, "cpu_s_per_1k", 1000.0),
+        ),
+    ];
+    for (i, (t, y, s)) in panels.iter().enumerate() {
+        line_panel(&mut svg, 30.0 + i as f64 * PANEL_H, t, y, &xs, s);
+    }
+    svg.push_str("</svg>\n");
+    Some(svg)
+}
+
+type BTreeCells<'a> = std::collections::BTreeMap<(usize, String, u64), crate::report::Cell<'a>>;

@@ -251,9 +251,45 @@ pub fn write_payload(out: &mut Vec<u8>, room: Option<&str>, seq: u64, t: u64, pa
     let _ = write!(out, "\"seq\":{seq},\"t\":{t},\"pad\":\"{pad}\"}}");
 }
 
+/// The Socket.IO CONNECT of a client of the production profile: `40{"token":"JWT"}` with
+/// an HS256 token of its own (`sub` = `bench-<serial>`, valid for a day), so every client is
+/// a distinct authenticated user, as on the platform.
+pub fn hs256_connect(secret: &[u8], serial: u64) -> Vec<u8> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 86_400;
+    let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = format!(r#"{{"sub":"bench-{serial}","exp":{exp}}}"#);
+    let signed = format!("{head}.{}", URL_SAFE_NO_PAD.encode(claims));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(signed.as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!(r#"40{{"token":"{signed}.{sig}"}}"#).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hs256_connect_carries_a_token_the_secret_verifies_with_the_clients_own_subject() {
+        let packet = hs256_connect(b"s3cret", 42);
+        let text = std::str::from_utf8(&packet).unwrap();
+        let auth: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("40").unwrap()).unwrap();
+        let token = auth["token"].as_str().unwrap();
+        let key = jsonwebtoken::DecodingKey::from_secret(b"s3cret");
+        let v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).unwrap();
+        assert_eq!(data.claims["sub"], "bench-42");
+        let wrong = jsonwebtoken::DecodingKey::from_secret(b"other");
+        assert!(jsonwebtoken::decode::<serde_json::Value>(token, &wrong, &v).is_err());
+    }
 
     #[test]
     fn masked_frame_decodes_with_its_mask() {

@@ -9,12 +9,19 @@ use sio_edge::ws::frame::{self, Opcode};
 
 fuzz_target!(|data: &[u8]| {
     for max_len in [125, 1_000_000] {
-        let mut buf = data;
-        while let Ok(Some((f, used))) = frame::parse(buf, max_len) {
+        // The parser unmasks in place, as in the server's read buffer: work on a copy.
+        let mut owned = data.to_vec();
+        let mut buf = &mut owned[..];
+        loop {
+            // A prefix of what follows is checked first: "need more", and left unchanged.
+            let before = buf.to_vec();
+            let Ok(Some((f, used))) = frame::parse(buf, max_len) else {
+                break;
+            };
             assert!(
-                used > 0 && used <= buf.len(),
+                used > 0 && used <= before.len(),
                 "frame consumed {used} of {}",
-                buf.len()
+                before.len()
             );
             assert!(f.payload.len() <= max_len);
             if matches!(f.opcode, Opcode::Close | Opcode::Ping | Opcode::Pong) {
@@ -24,11 +31,14 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             if f.opcode == Opcode::Close {
-                let _ = frame::valid_close_payload(&f.payload);
+                let _ = frame::valid_close_payload(f.payload);
             }
-            // The server keeps reading after a short read: a cut frame must not be an error.
-            assert!(matches!(frame::parse(&buf[..used - 1], max_len), Ok(None)));
-            buf = &buf[used..];
+            // The server keeps reading after a short read: a cut frame must not be an error,
+            // and must not be touched.
+            let mut cut = before[..used - 1].to_vec();
+            assert!(matches!(frame::parse(&mut cut, max_len), Ok(None)));
+            assert_eq!(cut, before[..used - 1], "a cut frame was changed");
+            buf = &mut std::mem::take(&mut buf)[used..];
         }
     }
 });

@@ -5,6 +5,81 @@ pub mod payload;
 pub mod wire;
 
 use base64::Engine as _;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
+/// Length of the ids [`new_id`] makes.
+pub const ID_LEN: usize = 22;
+/// Longest id kept inline: [`new_id`]'s 22 characters plus up to 8 slot digits ([`slot_id`]).
+const INLINE_MAX: usize = ID_LEN + 8;
+
+/// An id kept inline when it is no longer than the ids we make (no heap allocation: a
+/// session's sid costs no 32-byte heap chunk), on the heap otherwise (ids restored from
+/// elsewhere). Hashes and compares as its `str`, so maps keyed by it are looked up with a
+/// `&str`.
+#[derive(Clone)]
+pub enum IdKey {
+    Inline { len: u8, bytes: [u8; INLINE_MAX] },
+    Heap(Box<str>),
+}
+
+impl IdKey {
+    pub fn new(s: &str) -> IdKey {
+        if s.len() <= INLINE_MAX {
+            let mut bytes = [0u8; INLINE_MAX];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            IdKey::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            IdKey::Heap(s.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Built from a `str` cut at its own length, so always UTF-8; the fallback is
+            // never taken.
+            IdKey::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("?")
+            }
+            IdKey::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for IdKey {}
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for IdKey {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
 
 /// A new unguessable session or socket id: 128 bits from the OS CSPRNG, base64url (22 chars).
 ///

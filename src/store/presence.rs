@@ -2,16 +2,20 @@
 //! before a user with no sockets is announced offline (absorbs page reloads).
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 
+/// One user's presence: 40 bytes (a table slot of 64 with its key), kept for every user with
+/// a socket, so the fields are packed: the last-seen time without a separate flag (0 ms is
+/// never a real time) and the rooms to tell as a boxed slice (empty while online).
 #[derive(Debug, Clone, Default)]
 struct Entry {
     sockets: u32,
     online: bool,
-    last_seen: Option<u64>,
+    last_seen: Option<NonZeroU64>,
     /// Bumped on every connect so a pending grace timer can tell it is stale.
     gen: u64,
     /// Conversation and group rooms to tell when the user goes offline.
-    share_rooms: Vec<String>,
+    share_rooms: Box<[String]>,
 }
 
 /// A user's presence as clients see it.
@@ -49,7 +53,7 @@ impl Presence {
         if e.sockets > 0 {
             return None;
         }
-        e.share_rooms = share_rooms;
+        e.share_rooms = share_rooms.into_boxed_slice();
         Some(e.gen)
     }
 
@@ -60,8 +64,8 @@ impl Presence {
             return None;
         }
         e.online = false;
-        e.last_seen = Some(now_ms);
-        Some(std::mem::take(&mut e.share_rooms))
+        e.last_seen = NonZeroU64::new(now_ms);
+        Some(std::mem::take(&mut e.share_rooms).into_vec())
     }
 
     /// Sockets of `user` connected to this node.
@@ -85,7 +89,7 @@ impl Presence {
             },
             |e| State {
                 online: e.online,
-                last_seen: e.last_seen,
+                last_seen: e.last_seen.map(NonZeroU64::get),
             },
         )
     }
@@ -93,7 +97,7 @@ impl Presence {
     /// Forgets offline users last seen before `cutoff_ms`, bounding memory.
     pub fn prune(&mut self, cutoff_ms: u64) {
         self.users.retain(|_, e| {
-            e.online || e.sockets > 0 || e.last_seen.is_some_and(|t| t >= cutoff_ms)
+            e.online || e.sockets > 0 || e.last_seen.is_some_and(|t| t.get() >= cutoff_ms)
         });
     }
 
@@ -143,6 +147,15 @@ mod tests {
         assert!(!p.connect("u"), "a reload is not a new online transition");
         assert_eq!(p.expire("u", gen, 5), None);
         assert!(p.state("u").online);
+    }
+
+    #[test]
+    fn entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 40,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]

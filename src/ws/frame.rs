@@ -1,5 +1,6 @@
-//! WebSocket framing (RFC 6455) for the server side: parse masked client frames from a
-//! borrowed buffer, encode unmasked server frames into one contiguous buffer.
+//! WebSocket framing (RFC 6455) for the server side: parse masked client frames in place
+//! (unmasked where they lie in the read buffer, borrowed from it: a pong or a small event
+//! costs no allocation), encode unmasked server frames into one contiguous buffer.
 //!
 //! Header parsing is tungstenite's `FrameHeader::parse`; unmasking and encoding are here so a
 //! server frame can be built once and shared by every recipient as a `Bytes`.
@@ -24,12 +25,12 @@ pub enum Opcode {
     Pong,
 }
 
-/// One parsed client frame; `payload` is already unmasked.
+/// One parsed client frame; `payload` is already unmasked and borrows the input.
 #[derive(Debug)]
-pub struct Frame {
+pub struct Frame<'a> {
     pub fin: bool,
     pub opcode: Opcode,
-    pub payload: Vec<u8>,
+    pub payload: &'a [u8],
 }
 
 /// Why a client frame is refused. Each maps to a close code in [`FrameError::close_code`].
@@ -59,16 +60,18 @@ impl FrameError {
     }
 }
 
-/// Parses one frame from the start of `buf`.
+/// Parses one frame from the start of `buf`, unmasking its payload in place.
 ///
-/// Returns `Ok(None)` when `buf` does not yet hold a whole frame (nothing is consumed), or the
-/// frame and the number of bytes it used. A declared length above `max_len` is refused before
-/// the payload arrives, so a client cannot make us buffer more than `max_len`.
+/// Returns `Ok(None)` when `buf` does not yet hold a whole frame (nothing is consumed or
+/// changed), or the frame and the number of bytes it used; the payload borrows `buf` (its
+/// bytes there are now unmasked, so the caller must advance past `used`). A declared length
+/// above `max_len` is refused before the payload arrives, so a client cannot make us buffer
+/// more than `max_len`.
 ///
 /// # Errors
 /// Every [`FrameError`] is fatal for the connection.
-pub fn parse(buf: &[u8], max_len: usize) -> Result<Option<(Frame, usize)>, FrameError> {
-    let mut cursor = Cursor::new(buf);
+pub fn parse(buf: &mut [u8], max_len: usize) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
+    let mut cursor = Cursor::new(&*buf);
     let (header, len) = match FrameHeader::parse(&mut cursor) {
         Ok(Some(h)) => h,
         Ok(None) => return Ok(None),
@@ -99,8 +102,8 @@ pub fn parse(buf: &[u8], max_len: usize) -> Result<Option<(Frame, usize)>, Frame
     if buf.len() < end {
         return Ok(None);
     }
-    let mut payload = buf[start..end].to_vec();
-    unmask(&mut payload, mask);
+    let payload = &mut buf[start..end];
+    unmask(payload, mask);
     Ok(Some((
         Frame {
             fin: header.is_final,
@@ -214,8 +217,9 @@ mod tests {
         let bytes = [
             0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
         ];
-        let (frame, used) = parse(&bytes, 100).unwrap().unwrap();
-        assert_eq!(used, bytes.len());
+        let mut bytes = bytes;
+        let (frame, used) = parse(&mut bytes, 100).unwrap().unwrap();
+        assert_eq!(used, 11);
         assert!(frame.fin);
         assert_eq!(frame.opcode, Opcode::Text);
         assert_eq!(frame.payload, b"Hello");
@@ -223,17 +227,22 @@ mod tests {
 
     #[test]
     fn partial_frame_consumes_nothing() {
-        let bytes = masked(0x1, true, b"4hello world", [1, 2, 3, 4]);
+        let mut bytes = masked(0x1, true, b"4hello world", [1, 2, 3, 4]);
+        let original = bytes.clone();
         for cut in 0..bytes.len() {
-            assert!(parse(&bytes[..cut], 100).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                parse(&mut bytes[..cut], 100).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
+        assert_eq!(bytes, original, "a partial frame is left as it came");
     }
 
     #[test]
     fn unmask_long_payload_matches_bytewise() {
         let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
-        let bytes = masked(0x2, true, &payload, [9, 8, 7, 6]);
-        let (frame, _) = parse(&bytes, 2000).unwrap().unwrap();
+        let mut bytes = masked(0x2, true, &payload, [9, 8, 7, 6]);
+        let (frame, _) = parse(&mut bytes, 2000).unwrap().unwrap();
         assert_eq!(frame.payload, payload);
     }
 
@@ -242,16 +251,16 @@ mod tests {
         let mut out = Vec::new();
         encode(Opcode::Text, b"42", &mut out);
         assert_eq!(
-            parse(&out, 100).unwrap_err(),
+            parse(&mut out, 100).unwrap_err(),
             FrameError::UnmaskedFrameFromClient
         );
     }
 
     #[test]
     fn oversized_declared_length_refused_before_payload_arrives() {
-        let bytes = masked(0x1, true, &vec![b'a'; 70_000], [1, 1, 1, 1]);
+        let mut bytes = masked(0x1, true, &vec![b'a'; 70_000], [1, 1, 1, 1]);
         assert_eq!(
-            parse(&bytes[..14], 1000).unwrap_err(),
+            parse(&mut bytes[..14], 1000).unwrap_err(),
             FrameError::MessageTooBig
         );
     }
@@ -260,14 +269,30 @@ mod tests {
     fn reserved_bits_and_bad_control_frames_refused() {
         let mut rsv = masked(0x1, true, b"x", [0; 4]);
         rsv[0] |= 0x40;
-        assert_eq!(parse(&rsv, 100).unwrap_err(), FrameError::ReservedBits);
-        let ping = masked(0x9, false, b"x", [0; 4]);
-        assert_eq!(parse(&ping, 100).unwrap_err(), FrameError::BadControlFrame);
-        let reserved = masked(0x3, true, b"x", [0; 4]);
+        assert_eq!(parse(&mut rsv, 100).unwrap_err(), FrameError::ReservedBits);
+        let mut ping = masked(0x9, false, b"x", [0; 4]);
+        assert_eq!(
+            parse(&mut ping, 100).unwrap_err(),
+            FrameError::BadControlFrame
+        );
+        let mut reserved = masked(0x3, true, b"x", [0; 4]);
         assert!(matches!(
-            parse(&reserved, 100).unwrap_err(),
+            parse(&mut reserved, 100).unwrap_err(),
             FrameError::ReservedOpcode | FrameError::BadHeader
         ));
+    }
+
+    #[test]
+    fn two_frames_in_one_buffer_parse_in_turn() {
+        let mut bytes = masked(0x1, true, b"3", [5, 6, 7, 8]);
+        bytes.extend(masked(0xA, true, b"", [1, 2, 3, 4]));
+        let (pong, used) = parse(&mut bytes, 100).unwrap().unwrap();
+        assert_eq!((pong.opcode, pong.payload), (Opcode::Text, &b"3"[..]));
+        let (ctrl, rest) = parse(&mut bytes[used..], 100).unwrap().unwrap();
+        assert_eq!(
+            (ctrl.opcode, ctrl.payload.len(), rest),
+            (Opcode::Pong, 0, 6)
+        );
     }
 
     #[test]

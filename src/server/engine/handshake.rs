@@ -4,12 +4,11 @@
 use super::super::conn::{ConnKind, Phase};
 use super::super::http::Req;
 use super::super::Server;
-use super::{CloseReason, Flags, Heartbeat, Queue, Session, Transport};
+use super::{Beat, CloseReason, Flags, Heartbeat, Session, Transport};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::wire::{Outbound, Part};
-use crate::engineio::{slot_id, EioError};
+use crate::engineio::{slot_id, EioError, IdKey};
 use crate::http::response::Response;
-use crate::timer::Timer;
 use bytes::Bytes;
 use std::rc::Rc;
 use std::time::Instant;
@@ -29,7 +28,7 @@ impl super::Engine {
         use subtle::ConstantTimeEq as _;
         let s = crate::engineio::slot_of(sid)?;
         let x = self.live(s)?;
-        bool::from(x.sid.as_bytes().ct_eq(sid.as_bytes())).then_some(s)
+        bool::from(x.sid.as_str().as_bytes().ct_eq(sid.as_bytes())).then_some(s)
     }
 }
 
@@ -158,7 +157,7 @@ impl Server {
     /// even if its timer has not fired yet.
     pub(crate) fn lookup_session(&mut self, sid: &str) -> Option<usize> {
         let s = self.engine.by_sid(sid)?;
-        if Instant::now() >= self.engine.sessions[s].heartbeat.deadline {
+        if self.engine.pong_overdue(s, Instant::now()) {
             self.metrics.ping_timeouts += 1;
             self.engine.close(s, CloseReason::PingTimeout);
             return None;
@@ -177,7 +176,7 @@ impl Server {
         let uid = self.io.next_uid();
         let cfg = &self.config;
         let session = Session {
-            sid: sid.clone(),
+            sid: IdKey::new(&sid),
             uid,
             endpoint,
             transport: if is_ws {
@@ -186,12 +185,12 @@ impl Server {
                 Transport::Polling
             },
             poll: None,
-            queue: Queue::default(),
+            queue: None,
             upgrade_conn: None,
             heartbeat: Heartbeat {
                 gen: 0,
                 awaiting_pong: false,
-                deadline: opened + cfg.ping_interval + cfg.ping_timeout,
+                deadline_ms: u64::MAX,
             },
             sockets: Vec::new(),
             partial: None,
@@ -227,16 +226,9 @@ impl Server {
             self.metrics.packets_out += 1;
             self.respond(key, resp, req.keep_alive);
         }
-        let ping = Timer::Ping {
-            session: s,
-            uid,
-            gen: 0,
-        };
-        self.timers.at(opened + self.config.ping_interval, ping);
+        self.engine.start_heartbeat(s, opened);
         if endpoint == Endpoint::SocketIo {
-            let at = opened + self.config.connect_timeout;
-            self.timers
-                .at(at, Timer::ConnectTimeout { session: s, uid });
+            self.engine.start_connect_timeout(s, opened);
         }
     }
 
@@ -250,13 +242,7 @@ impl Server {
         match p {
             Packet::Close => self.engine.close(s, CloseReason::ClientClose),
             Packet::Pong(_) => {
-                let cfg = &self.config;
-                if let Some((due, uid, gen)) =
-                    self.engine.pong(s, cfg.ping_interval, cfg.ping_timeout)
-                {
-                    let session = s;
-                    self.timers.at(due, Timer::Ping { session, uid, gen });
-                }
+                self.engine.pong(s);
             }
             Packet::Noop => {}
             Packet::Message(data) => match endpoint {
@@ -289,18 +275,31 @@ impl Server {
         }
     }
 
-    pub(crate) fn on_ping_due(&mut self, s: usize, uid: u64, gen: u64) {
-        let Some(deadline) = self.engine.ping_due(s, uid, gen) else {
-            return;
-        };
-        let timer = Timer::PongDeadline {
-            session: s,
-            uid,
-            gen,
-        };
-        self.timers.at(deadline, timer);
-        let ping = self.engine.ping();
-        self.send(s, &ping);
+    /// Sends the pings and closes the sessions whose pong is late, of every heartbeat due
+    /// at `now`.
+    pub(crate) fn run_heartbeats(&mut self, now: std::time::Instant) {
+        while let Some(beat) = self.engine.pop_beat(now) {
+            match beat {
+                Beat::Ping { session, .. } => {
+                    let ping = self.engine.ping();
+                    self.send(session, &ping);
+                }
+                Beat::PongDeadline { session, .. } => {
+                    self.metrics.ping_timeouts += 1;
+                    log::debug!("session {} missed its pong", self.engine.sid(session));
+                    self.engine.close(session, CloseReason::PingTimeout);
+                    self.reap();
+                }
+                Beat::ConnectTimeout { session, .. } => {
+                    log::debug!(
+                        "session {} connected no namespace in time",
+                        self.engine.sid(session)
+                    );
+                    self.engine.close(session, CloseReason::ConnectTimeout);
+                    self.reap();
+                }
+            }
+        }
     }
 
     /// Ends a session the loop reaps: its sockets disconnect, a held poll is answered, its
@@ -357,7 +356,7 @@ impl Server {
             return;
         };
         match session.transport {
-            Transport::Polling if !session.queue.msgs.is_empty() => {
+            Transport::Polling if !session.queue_is_empty() => {
                 session.flags.draining = true;
                 if session.poll.is_some() {
                     self.flush_poll(s);

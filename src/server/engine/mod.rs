@@ -7,19 +7,22 @@
 //! reason; the loop ends it (its sockets disconnect, its transport closes) after dispatch.
 
 mod handshake;
+mod heartbeat;
 mod polling;
 mod websocket;
 
 pub use handshake::Endpoint;
+pub use heartbeat::Beat;
 
 use super::io::Io;
 use crate::engineio::wire::{EncodeCounter, Outbound};
+use crate::engineio::IdKey;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -94,14 +97,17 @@ pub struct PartialBinary {
 /// One Engine.IO session.
 #[derive(Debug)]
 pub struct Session {
-    sid: String,
+    /// Inline (no heap allocation); it names the session's slot (`engineio::slot_id`).
+    sid: IdKey,
     /// Unique for the process lifetime; timers carry it so a reused slab slot is not confused.
     uid: u64,
     endpoint: Endpoint,
     transport: Transport,
     /// The held long-poll GET: its connection, origin and keep-alive.
-    poll: Option<HeldPoll>,
-    queue: Queue,
+    poll: Option<Box<HeldPoll>>,
+    /// Messages for the next GET; allocated only once a polling session has one (a
+    /// WebSocket session never does): 8 bytes in every session instead of 40.
+    queue: Option<Box<Queue>>,
     /// A WebSocket that is probing an upgrade (`flags.probed`: `2probe` was answered).
     upgrade_conn: Option<usize>,
     heartbeat: Heartbeat,
@@ -120,14 +126,15 @@ struct HeldPoll {
     keep_alive: bool,
 }
 
+/// A session's place in the heartbeat lists ([`heartbeat::Heartbeats`]): the generation
+/// its armed entries carry, and whether a ping waits for its pong.
 #[derive(Debug)]
 struct Heartbeat {
-    gen: u64,
+    gen: u32,
     awaiting_pong: bool,
-    /// The next ping's scheduled time plus pingTimeout: without a pong by then the session is
-    /// gone. Derived from scheduled times, not from when a timer happened to fire, so the
-    /// deadline is exact to the millisecond.
-    deadline: Instant,
+    /// The next ping's scheduled time plus pingTimeout (ms of the lists' clock): without a
+    /// pong by then the session is gone, whenever the deadline entry is looked at.
+    deadline_ms: u64,
 }
 
 /// Messages waiting for the next GET (polling transport only), and their payload bytes.
@@ -135,6 +142,25 @@ struct Heartbeat {
 struct Queue {
     msgs: VecDeque<Rc<Outbound>>,
     bytes: usize,
+}
+
+impl Session {
+    fn queue_is_empty(&self) -> bool {
+        self.queue.as_ref().is_none_or(|q| q.msgs.is_empty())
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.bytes)
+    }
+
+    fn queue_mut(&mut self) -> &mut Queue {
+        self.queue.get_or_insert_with(Box::default)
+    }
+
+    /// Empties the queue, giving its allocation back.
+    fn take_queue(&mut self) -> VecDeque<Rc<Outbound>> {
+        self.queue.take().map(|q| q.msgs).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -160,16 +186,21 @@ pub struct Engine {
     closing: Vec<(usize, CloseReason)>,
     /// The heartbeat `2`, shared by every session: its frame is encoded once per process.
     ping: Rc<Outbound>,
+    /// Every session's next ping and pong deadline, in two FIFO lists.
+    beats: heartbeat::Heartbeats,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// Sessions pinged every `interval`, each pong due `timeout` after its ping, and a
+    /// namespace connected within `connect_timeout` of the open.
+    pub fn new(interval: Duration, timeout: Duration, connect_timeout: Duration) -> Self {
         Engine {
             sessions: Slab::default(),
             encodes: EncodeCounter::default(),
             dirty_polls: Vec::new(),
             closing: Vec::new(),
             ping: Rc::new(Outbound::text(Bytes::from_static(b"2"))),
+            beats: heartbeat::Heartbeats::new(interval, timeout, connect_timeout),
         }
     }
 }
@@ -255,12 +286,12 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    pub fn has_sockets(&self, s: usize) -> bool {
-        self.live(s).is_some_and(|x| !x.sockets.is_empty())
-    }
-
     pub fn add_socket(&mut self, s: usize, ns: usize, sock: usize) {
         if let Some(x) = self.live_mut(s) {
+            // Most sessions connect one namespace: room for one, not the default four.
+            if x.sockets.capacity() == 0 {
+                x.sockets.reserve_exact(1);
+            }
             x.sockets.push((ns, sock));
         }
     }
@@ -305,7 +336,7 @@ impl Engine {
         };
         match session.transport {
             Transport::WebSocket(c) => io.get(c).map_or(0, |c| c.out.len()),
-            Transport::Polling => session.queue.bytes,
+            Transport::Polling => session.queued_bytes(),
         }
     }
 
@@ -322,18 +353,20 @@ impl Engine {
                 out.io.queue(c, b, out.limit, out.metrics)
             }
             Transport::Polling => {
-                session.queue.bytes += msg.payload_len();
-                if session.queue.bytes > out.limit {
+                let queue = session.queue_mut();
+                queue.bytes += msg.payload_len();
+                let bytes = queue.bytes;
+                if bytes > out.limit {
                     out.metrics.slow_client_disconnects += 1;
                     log::warn!(
                         "closing slow polling client {}: {} bytes queued",
                         session.sid,
-                        session.queue.bytes
+                        bytes
                     );
                     self.close(s, CloseReason::SlowClient);
                     return false;
                 }
-                session.queue.msgs.push_back(Rc::clone(msg));
+                session.queue_mut().msgs.push_back(Rc::clone(msg));
                 if session.poll.is_some() {
                     self.mark_poll_dirty(s);
                 }
@@ -376,38 +409,67 @@ impl Engine {
         Rc::clone(&self.ping)
     }
 
-    /// Heartbeat: the ping is due. Returns the pong deadline to arm, if the timer is current.
-    pub fn ping_due(&mut self, s: usize, uid: u64, gen: u64) -> Option<Instant> {
-        let hb = &mut self
-            .live_mut(s)
-            .filter(|x| x.uid == uid && x.heartbeat.gen == gen)?
-            .heartbeat;
-        hb.awaiting_pong = true;
-        Some(hb.deadline)
+    /// Heartbeat: arms the first ping of a session opened at `opened`.
+    fn start_heartbeat(&mut self, s: usize, opened: Instant) {
+        let gen = self.beats.gen();
+        if let Some(x) = self.sessions.get_mut(s) {
+            x.heartbeat.gen = gen;
+            x.heartbeat.deadline_ms = self.beats.arm_ping(s, gen, opened);
+        }
     }
 
-    /// Heartbeat: a pong arrived. Returns (when the next ping is due, its generation).
-    pub fn pong(
-        &mut self,
-        s: usize,
-        interval: std::time::Duration,
-        timeout: std::time::Duration,
-    ) -> Option<(Instant, u64, u64)> {
-        let session = self.live_mut(s)?;
+    /// Arms the connect timeout of a Socket.IO session opened at `opened`.
+    fn start_connect_timeout(&mut self, s: usize, opened: Instant) {
+        if let Some(x) = self.sessions.get(s) {
+            self.beats.arm_connect(s, x.uid as u32, opened);
+        }
+    }
+
+    /// Heartbeat: the earliest ping or pong deadline armed.
+    pub fn next_beat(&self) -> Option<Instant> {
+        self.beats.next()
+    }
+
+    /// Heartbeat: one ping or missed pong due at `now` for a live session, in deadline
+    /// order. A ping returned is now awaiting its pong (its deadline is armed).
+    pub fn pop_beat(&mut self, now: Instant) -> Option<Beat> {
+        let sessions = &self.sessions;
+        let beat = self.beats.pop_due(now, |beat| match beat {
+            Beat::Ping { session, gen } | Beat::PongDeadline { session, gen } => sessions
+                .get(session)
+                .is_some_and(|x| !x.flags.closing && x.heartbeat.gen == gen),
+            Beat::ConnectTimeout { session, gen } => sessions
+                .get(session)
+                .is_some_and(|x| !x.flags.closing && x.uid as u32 == gen && x.sockets.is_empty()),
+        })?;
+        if let Beat::Ping { session, .. } = beat {
+            self.sessions[session].heartbeat.awaiting_pong = true;
+        }
+        Some(beat)
+    }
+
+    /// Heartbeat: a pong arrived. The next ping is armed one interval from now; a pong
+    /// nobody asked for is ignored (`false`).
+    pub fn pong(&mut self, s: usize) -> bool {
+        let gen = self.beats.gen();
+        let Some(session) = self.sessions.get_mut(s).filter(|x| !x.flags.closing) else {
+            return false;
+        };
         let hb = &mut session.heartbeat;
         if !hb.awaiting_pong {
-            return None;
+            return false;
         }
         hb.awaiting_pong = false;
-        hb.gen += 1;
-        let due = Instant::now() + interval;
-        hb.deadline = due + timeout;
-        Some((due, session.uid, hb.gen))
+        hb.gen = gen;
+        hb.deadline_ms = self.beats.arm_ping(s, gen, Instant::now());
+        true
     }
 
-    /// Heartbeat: the pong deadline passed. `true` when the session missed it.
-    pub fn pong_missed(&self, s: usize, uid: u64, gen: u64) -> bool {
-        self.live(s)
-            .is_some_and(|x| x.uid == uid && x.heartbeat.gen == gen && x.heartbeat.awaiting_pong)
+    /// Heartbeat: whether session `s` is past its pong deadline at `now` (its deadline entry
+    /// may not have been looked at yet).
+    pub fn pong_overdue(&self, s: usize, now: Instant) -> bool {
+        self.sessions
+            .get(s)
+            .is_some_and(|x| self.beats.passed(x.heartbeat.deadline_ms, now))
     }
 }

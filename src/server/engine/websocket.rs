@@ -77,12 +77,13 @@ impl Server {
         }
     }
 
-    /// Parses WebSocket frames from `input`; returns the bytes consumed.
-    pub(crate) fn on_ws_input(&mut self, key: usize, input: &[u8]) -> usize {
+    /// Parses WebSocket frames from `input` (unmasking them in place: a frame's payload is
+    /// borrowed from the read buffer, not copied); returns the bytes consumed.
+    pub(crate) fn on_ws_input(&mut self, key: usize, input: &mut [u8]) -> usize {
         let mut consumed = 0;
         while consumed < input.len() {
             let max = self.config.max_payload;
-            match frame::parse(&input[consumed..], max) {
+            match frame::parse(&mut input[consumed..], max) {
                 Ok(None) => break,
                 Ok(Some((f, used))) => {
                     consumed += used;
@@ -103,7 +104,7 @@ impl Server {
         consumed
     }
 
-    pub(super) fn on_ws_frame(&mut self, key: usize, f: frame::Frame) {
+    pub(super) fn on_ws_frame(&mut self, key: usize, f: frame::Frame<'_>) {
         use frame::Opcode;
         let max = self.config.max_payload;
         let Some(conn) = self.io.get_mut(key) else {
@@ -115,12 +116,12 @@ impl Server {
         match f.opcode {
             Opcode::Ping => {
                 let mut out = Vec::new();
-                frame::encode(Opcode::Pong, &f.payload, &mut out);
+                frame::encode(Opcode::Pong, f.payload, &mut out);
                 self.queue(key, Bytes::from(out));
             }
             Opcode::Pong => {}
             Opcode::Close => {
-                let code = if frame::valid_close_payload(&f.payload) {
+                let code = if frame::valid_close_payload(f.payload) {
                     1000
                 } else {
                     1002
@@ -134,10 +135,12 @@ impl Server {
                 self.metrics.protocol_errors += 1;
                 self.close_ws(key, 1002);
             }
-            Opcode::Text | Opcode::Binary if !f.fin => *fragment = Some((f.opcode, f.payload)),
+            Opcode::Text | Opcode::Binary if !f.fin => {
+                *fragment = Some(Box::new((f.opcode, f.payload.to_vec())));
+            }
             Opcode::Text | Opcode::Binary => self.on_ws_message(key, f.opcode, f.payload),
             Opcode::Continuation => {
-                let Some((_, buf)) = fragment else {
+                let Some((_, buf)) = fragment.as_deref_mut() else {
                     self.metrics.protocol_errors += 1;
                     return self.close_ws(key, 1002);
                 };
@@ -145,16 +148,17 @@ impl Server {
                     self.metrics.protocol_errors += 1;
                     return self.close_ws(key, 1009);
                 }
-                buf.extend_from_slice(&f.payload);
+                buf.extend_from_slice(f.payload);
                 if f.fin {
-                    let (op, data) = fragment.take().expect("checked above");
-                    self.on_ws_message(key, op, data);
+                    let (op, data) = *fragment.take().expect("checked above");
+                    self.on_ws_message(key, op, &data);
                 }
             }
         }
     }
 
-    pub(super) fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: Vec<u8>) {
+    /// A whole message: borrowed from the read buffer, or a reassembled fragment.
+    pub(super) fn on_ws_message(&mut self, key: usize, opcode: frame::Opcode, data: &[u8]) {
         let Some(ConnKind::WebSocket { session: s, .. }) = self.io.get(key).map(|c| &c.kind) else {
             return;
         };
@@ -163,7 +167,7 @@ impl Server {
             return;
         };
         let probing = session.upgrade_conn == Some(key);
-        if opcode == frame::Opcode::Text && std::str::from_utf8(&data).is_err() {
+        if opcode == frame::Opcode::Text && std::str::from_utf8(data).is_err() {
             self.metrics.protocol_errors += 1;
             log::warn!("text frame with invalid UTF-8 on connection {key}");
             return self.close_ws(key, 1007);
@@ -172,9 +176,10 @@ impl Server {
             if probing {
                 return self.close_ws(key, 1002);
             }
-            return self.on_eio_packet(s, Packet::Binary(data), Some(key));
+            // Binary data outlives the read buffer (attachments are held): one copy.
+            return self.on_eio_packet(s, Packet::Binary(data.to_vec()), Some(key));
         }
-        let p = match packet::parse_text(&data) {
+        let p = match packet::parse_text(data) {
             Ok(p) => p,
             Err(e) => {
                 self.metrics.protocol_errors += 1;
@@ -229,8 +234,7 @@ impl Server {
             self.answer_poll(s, vec![Bytes::from_static(b"6")]);
         }
         let session = &mut self.engine.sessions[s];
-        let queued = std::mem::take(&mut session.queue.msgs);
-        session.queue.bytes = 0;
+        let queued = session.take_queue();
         for m in queued {
             let b = m.ws(&self.engine.encodes);
             if !self.queue(key, b) {

@@ -11,13 +11,84 @@ use std::time::Instant;
 /// joins, leaves and recovery replay.
 pub const MAX_ROOMS_PER_SOCKET: usize = 1000;
 
-/// A namespace and its rooms. Sid rooms are implicit (looked up in `ids`) so an idle socket
+/// A namespace and its rooms. Sid rooms are implicit (looked up by id, see `by_id`) so an idle socket
 /// costs no room entry.
 #[derive(Debug)]
 struct Namespace {
     name: String,
-    rooms: HashMap<String, HashSet<usize>>,
+    rooms: HashMap<String, Members>,
     sockets: usize,
+}
+
+/// A room's members: one socket inline (a user's own room, most of the time: no set
+/// allocated), or a boxed set (so a map slot is 40 bytes, not 72).
+#[derive(Debug)]
+// The box is the point: a set is 48 bytes inline and one-member rooms, the most common, are
+// better off with a 16-byte slot value.
+#[allow(clippy::box_collection)]
+enum Members {
+    One(usize),
+    Many(Box<HashSet<usize>>),
+}
+
+impl Members {
+    fn insert(&mut self, sock: usize) {
+        match self {
+            Members::One(x) if *x == sock => {}
+            Members::One(x) => *self = Members::Many(Box::new(HashSet::from([*x, sock]))),
+            Members::Many(set) => {
+                set.insert(sock);
+            }
+        }
+    }
+
+    /// Removes `sock`; `true` when the room is now empty.
+    fn remove(&mut self, sock: usize) -> bool {
+        match self {
+            Members::One(x) => *x == sock,
+            Members::Many(set) => {
+                set.remove(&sock);
+                match set.iter().next().copied() {
+                    None => true,
+                    Some(last) if set.len() == 1 => {
+                        // Back to the inline form; the set's allocation is freed.
+                        *self = Members::One(last);
+                        false
+                    }
+                    Some(_) => false,
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Members::One(_) => 1,
+            Members::Many(set) => set.len(),
+        }
+    }
+
+    fn iter(&self) -> MembersIter<'_> {
+        match self {
+            Members::One(x) => MembersIter::One(Some(*x)),
+            Members::Many(set) => MembersIter::Many(set.iter()),
+        }
+    }
+}
+
+enum MembersIter<'a> {
+    One(Option<usize>),
+    Many(std::collections::hash_set::Iter<'a, usize>),
+}
+
+impl Iterator for MembersIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            MembersIter::One(x) => x.take(),
+            MembersIter::Many(it) => it.next().copied(),
+        }
+    }
 }
 
 /// One Socket.IO socket: a session connected to a namespace. Read through [`Sockets::get`];
@@ -160,7 +231,7 @@ impl Sockets {
     /// Members of `room` in namespace `ns` (sid rooms included).
     pub fn members(&self, ns: usize, room: &str) -> Vec<usize> {
         match self.namespaces[ns].rooms.get(room) {
-            Some(m) => m.iter().copied().collect(),
+            Some(m) => m.iter().collect(),
             None => self
                 .by_id(room)
                 .filter(|&s| self.sockets[s].ns == ns)
@@ -171,7 +242,7 @@ impl Sockets {
 
     /// How many sockets are in `room` of namespace `ns` (sid rooms not counted).
     pub fn room_len(&self, ns: usize, room: &str) -> usize {
-        self.namespaces[ns].rooms.get(room).map_or(0, HashSet::len)
+        self.namespaces[ns].rooms.get(room).map_or(0, Members::len)
     }
 
     /// Adds a socket to its namespace.
@@ -221,12 +292,16 @@ impl Sockets {
         if socket.rooms.len() >= MAX_ROOMS_PER_SOCKET {
             return None;
         }
+        if socket.rooms.capacity() == 0 {
+            // Most sockets are in one or two rooms: room for one, not the default four.
+            socket.rooms.reserve_exact(1);
+        }
         socket.rooms.push(room.to_owned());
         self.namespaces[socket.ns]
             .rooms
             .entry(room.to_owned())
-            .or_default()
-            .insert(sock);
+            .and_modify(|m| m.insert(sock))
+            .or_insert(Members::One(sock));
         Some(true)
     }
 
@@ -240,11 +315,8 @@ impl Sockets {
         };
         socket.rooms.swap_remove(i);
         let rooms = &mut self.namespaces[socket.ns].rooms;
-        if let Some(members) = rooms.get_mut(room) {
-            members.remove(&sock);
-            if members.is_empty() {
-                rooms.remove(room);
-            }
+        if rooms.get_mut(room).is_some_and(|m| m.remove(sock)) {
+            rooms.remove(room);
         }
         true
     }
@@ -299,7 +371,7 @@ impl Sockets {
         // Sid rooms resolve through the id index, restricted to this namespace.
         for r in t.except {
             if let Some(members) = room_map.get(r) {
-                members.iter().for_each(|&m| {
+                members.iter().for_each(|m| {
                     mark(sockets, m, ns, seq);
                 });
             } else if let Some(m) = by_id(sockets, foreign, r) {
@@ -319,12 +391,7 @@ impl Sockets {
         } else {
             for r in t.rooms {
                 if let Some(members) = room_map.get(r) {
-                    out.extend(
-                        members
-                            .iter()
-                            .copied()
-                            .filter(|&m| mark(sockets, m, ns, seq)),
-                    );
+                    out.extend(members.iter().filter(|&m| mark(sockets, m, ns, seq)));
                 } else if let Some(m) = by_id(sockets, foreign, r) {
                     if mark(sockets, m, ns, seq) {
                         out.push(m);

@@ -211,3 +211,42 @@ fn minted_and_kept_ids_resolve_and_go_with_their_socket() {
         "a stale id does not name the new socket"
     );
 }
+
+#[test]
+fn a_room_goes_from_one_member_to_many_and_back_without_losing_anyone() {
+    let (mut s, [a, b, c, _]) = world();
+    // r3: one member (inline), then three (a set), then back down to one, then gone.
+    assert_eq!(s.join(a, "r3"), Some(true));
+    assert_eq!(s.members(0, "r3"), vec![a]);
+    assert_eq!(s.join(a, "r3"), Some(false));
+    assert_eq!(s.room_len(0, "r3"), 1);
+    s.join(b, "r3");
+    s.join(c, "r3");
+    let mut m = s.members(0, "r3");
+    m.sort_unstable();
+    assert_eq!(m, vec![a, b, c]);
+    let sel = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &rooms(&["r3"]),
+            ..Target::default()
+        },
+    );
+    assert_eq!(sel, vec![a, b, c]);
+    assert!(s.leave(a, "r3") && s.leave(c, "r3"));
+    assert_eq!(s.members(0, "r3"), vec![b]);
+    let sel = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &rooms(&["r3"]),
+            ..Target::default()
+        },
+    );
+    assert_eq!(sel, vec![b]);
+    let before = s.room_count();
+    assert!(s.leave(b, "r3"));
+    assert_eq!(s.room_len(0, "r3"), 0);
+    assert_eq!(s.room_count(), before - 1, "an empty room is dropped");
+}
