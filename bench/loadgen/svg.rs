@@ -277,15 +277,8 @@ fn bar_panel(
 }
 
 /// The whole plot.
-pub fn plot(results: &[Value], title: &str) -> String {
-    let g = group(results);
-    let mut servers: Vec<(usize, String)> = g
-        .values()
-        .flat_map(|c| c.keys().map(|(r, s, _)| (*r, s.clone())))
-        .collect();
-    servers.sort();
-    servers.dedup();
-    let servers: Vec<String> = servers.into_iter().map(|s| s.1).collect();
+/// The document head of a three-panel plot: the `<svg>` element, a white background, the title.
+fn open_svg(title: &str) -> String {
     let mut svg = String::new();
     let height = 3.0 * PANEL_H + 40.0;
     let _ = writeln!(
@@ -299,6 +292,19 @@ pub fn plot(results: &[Value], title: &str) -> String {
         W / 2.0,
         esc(title)
     );
+    svg
+}
+
+pub fn plot(results: &[Value], title: &str) -> String {
+    let g = group(results);
+    let mut servers: Vec<(usize, String)> = g
+        .values()
+        .flat_map(|c| c.keys().map(|(r, s, _)| (*r, s.clone())))
+        .collect();
+    servers.sort();
+    servers.dedup();
+    let servers: Vec<String> = servers.into_iter().map(|s| s.1).collect();
+    let mut svg = open_svg(title);
 
     let rb = g.get("room-broadcast");
     let mut xs: Vec<u64> = rb
@@ -422,19 +428,7 @@ pub fn scaling(results: &[Value], title: &str) -> Option<String> {
             .filter(|s| !s.points.is_empty())
             .collect()
     };
-    let mut svg = String::new();
-    let height = 3.0 * PANEL_H + 40.0;
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" font-size="17" text-anchor="middle">{}</text>"#,
-        W / 2.0,
-        esc(title)
-    );
+    let mut svg = open_svg(title);
     let panels = [
         (
             "server RSS per idle connection (heartbeat runs)",

@@ -134,18 +134,9 @@ impl Server {
     pub(crate) fn log_own(&mut self, e: &Emit, rooms: &[String], except: &[String]) -> bool {
         let no_rooms: &[String] = &[];
         let nsp = self.sockets.ns_name(e.ns).to_owned();
-        let out = adapter::Outgoing {
-            uid: &self.cluster.uid,
-            nsp: &nsp,
-            event: &e.event,
-            args: &e.args,
-            attachments: &e.attachments,
-            rooms: if e.all { no_rooms } else { rooms },
-            except,
-            volatile: false,
-        };
-        let channel = adapter::channel_for(PREFIX, &nsp, out.rooms);
-        let slot = adapter::encode_outgoing_slot(&out);
+        let rooms = if e.all { no_rooms } else { rooms };
+        let channel = adapter::channel_for(PREFIX, &nsp, rooms);
+        let slot = log_slot(&self.cluster.uid, &nsp, e, rooms, except);
         let lease = self.cluster.lease_key();
         self.log_write(&nsp, "own", lease, channel, slot)
     }
@@ -154,17 +145,7 @@ impl Server {
     /// on the log channel; every node delivers it from there).
     pub(crate) fn log_kafka(&mut self, e: &Emit, rooms: &[String], id: &str) -> bool {
         let nsp = self.sockets.ns_name(e.ns).to_owned();
-        let out = adapter::Outgoing {
-            uid: &self.cluster.uid,
-            nsp: &nsp,
-            event: &e.event,
-            args: &e.args,
-            attachments: &e.attachments,
-            rooms,
-            except: &e.except,
-            volatile: false,
-        };
-        let slot = adapter::encode_outgoing_slot(&out);
+        let slot = log_slot(&self.cluster.uid, &nsp, e, rooms, &e.except);
         let claim = self.cluster.key(&["recovery-log-claim", id]);
         self.log_write(&nsp, "claim", claim, log_channel(&nsp), slot)
     }
@@ -364,4 +345,18 @@ impl Server {
         };
         self.deliver(&e);
     }
+}
+
+/// The adapter message of `e` with an empty offset slot the log script fills in.
+fn log_slot(uid: &str, nsp: &str, e: &Emit, rooms: &[String], except: &[String]) -> Vec<u8> {
+    adapter::encode_outgoing_slot(&adapter::Outgoing {
+        uid,
+        nsp,
+        event: &e.event,
+        args: &e.args,
+        attachments: &e.attachments,
+        rooms,
+        except,
+        volatile: false,
+    })
 }
