@@ -34,8 +34,8 @@ pub use request::{
     decode_request, encode_request, kind, request_channel, response_channel, RemoteRequest,
 };
 pub use response::{
-    encode_broadcast_ack, encode_client_count, encode_fetch_response, encode_server_side_emit_ack,
-    socket_details,
+    encode_all_rooms_response, encode_broadcast_ack, encode_client_count, encode_fetch_response,
+    encode_server_side_emit_ack, encode_sockets_response, socket_details,
 };
 
 /// Why a message from Redis could not be used. Each variant names the broken rule.

@@ -73,7 +73,21 @@ pub enum RemoteRequest {
         request_id: String,
         broadcast: Broadcast,
     },
-    /// Any other request (allRooms, allSockets, ...): named so the caller can log and skip.
+    /// `allRooms()`: the sender waits for one `{requestId, rooms}` answer per node.
+    AllRooms {
+        uid: Option<String>,
+        nsp: String,
+        request_id: String,
+    },
+    /// `sockets(rooms)` (the older `allSockets()`): one `{requestId, sockets}` answer per
+    /// node, the ids of its sockets in any of `rooms` (every socket when empty).
+    Sockets {
+        uid: Option<String>,
+        nsp: String,
+        request_id: String,
+        rooms: Vec<String>,
+    },
+    /// Any other request: named so the caller can log and skip.
     Other {
         uid: Option<String>,
         nsp: String,
@@ -193,6 +207,17 @@ fn request_from(
             request_id: f.request_id,
         },
         kind::BROADCAST => broadcast_with_ack(f, attachments)?,
+        kind::ALL_ROOMS => RemoteRequest::AllRooms {
+            request_id: f.required_id("allRooms")?,
+            uid: f.uid,
+            nsp: f.nsp,
+        },
+        kind::SOCKETS => RemoteRequest::Sockets {
+            request_id: f.required_id("sockets")?,
+            rooms: strings(f.req.get("rooms"), "rooms")?,
+            uid: f.uid,
+            nsp: f.nsp,
+        },
         kind => RemoteRequest::Other {
             uid: f.uid,
             nsp: f.nsp,
@@ -364,6 +389,19 @@ pub fn encode_request(req: &RemoteRequest) -> Vec<u8> {
             request_id,
             broadcast,
         } => return encode_broadcast_request(uid.as_deref(), request_id, broadcast),
+        RemoteRequest::AllRooms {
+            uid, request_id, ..
+        } => document(uid, Some(request_id), json!({"type": kind::ALL_ROOMS})),
+        RemoteRequest::Sockets {
+            uid,
+            request_id,
+            rooms,
+            ..
+        } => document(
+            uid,
+            Some(request_id),
+            json!({"type": kind::SOCKETS, "rooms": rooms}),
+        ),
         RemoteRequest::Other {
             uid,
             kind,

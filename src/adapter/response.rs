@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! fetchSockets        {"requestId", "sockets": [{"id", "handshake", "rooms", "data"}]}
+//! allRooms            {"requestId", "rooms": [room, ...]}
+//! sockets(rooms)      {"requestId", "sockets": [socket id, ...]}
 //! serverSideEmit ack  {"type": 6, "requestId", "data"}
 //! broadcast count     {"type": 8, "requestId", "clientCount"}
 //! broadcast ack       msgpack {type: 9, requestId, packet}   packet = the client's first ack arg
@@ -36,6 +38,17 @@ pub fn socket_details(id: &str, rooms: &[String], handshake: Value, data: Value)
 /// The answer to a `fetchSockets` request: `sockets` built by [`socket_details`].
 pub fn encode_fetch_response(request_id: &str, sockets: Vec<Value>) -> Vec<u8> {
     to_vec(&json!({"requestId": request_id, "sockets": sockets}))
+}
+
+/// The answer to an `allRooms` request: this node's rooms, socket id rooms included (as a
+/// Node adapter's `rooms` map has them).
+pub fn encode_all_rooms_response(request_id: &str, rooms: &[&str]) -> Vec<u8> {
+    to_vec(&json!({"requestId": request_id, "rooms": rooms}))
+}
+
+/// The answer to a `sockets(rooms)` request: the ids of this node's selected sockets.
+pub fn encode_sockets_response(request_id: &str, ids: &[&str]) -> Vec<u8> {
+    to_vec(&json!({"requestId": request_id, "sockets": ids}))
 }
 
 /// The answer to a `serverSideEmitWithAck` request (one per node; `data` is the ack's one

@@ -374,10 +374,45 @@ fn unknown_request_types_are_named_not_errors() {
     .unwrap();
     assert_eq!(
         r,
+        RemoteRequest::AllRooms {
+            uid: Some("x".into()),
+            nsp: "/admin".into(),
+            request_id: "q".into(),
+        }
+    );
+    let r = decode_request(
+        b"socket.io-request#/#",
+        br#"{"uid":"x","requestId":"q","type":0,"rooms":["a","b"]}"#,
+        "socket.io",
+    )
+    .unwrap();
+    let sockets = RemoteRequest::Sockets {
+        uid: Some("x".into()),
+        nsp: "/".into(),
+        request_id: "q".into(),
+        rooms: vec!["a".into(), "b".into()],
+    };
+    assert_eq!(r, sockets);
+    assert_eq!(
+        decode_request(
+            b"socket.io-request#/#",
+            &encode_request(&sockets),
+            "socket.io"
+        ),
+        Ok(sockets)
+    );
+    let r = decode_request(
+        b"socket.io-request#/admin#",
+        br#"{"uid":"x","requestId":"q","type":8}"#,
+        "socket.io",
+    )
+    .unwrap();
+    assert_eq!(
+        r,
         RemoteRequest::Other {
             uid: Some("x".into()),
             nsp: "/admin".into(),
-            kind: kind::ALL_ROOMS,
+            kind: kind::BROADCAST_CLIENT_COUNT,
             request_id: Some("q".into()),
         }
     );

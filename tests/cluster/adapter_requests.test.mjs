@@ -1,5 +1,6 @@
 // A Node socket.io 4.8 server with the official @socket.io/redis-adapter 8 on the same Redis as a
-// sio-edge node: its fetchSockets() sees sio-edge's sockets with their rooms and data, its
+// sio-edge node: its fetchSockets() sees sio-edge's sockets with their rooms and data (and its
+// adapter's allRooms() and sockets(rooms) their rooms and ids), its
 // serverSideEmit reaches sio-edge (counted in /metrics; serverSideEmitWithAck answered), and
 // its broadcasts with acks reach sio-edge's clients and bring their acks back.
 //
@@ -110,6 +111,43 @@ test('io.fetchSockets() in the Node process sees sio-edge sockets with their ids
   remote.join(room);
   await waitFor(async () => (await nodeIo.in(room).fetchSockets()).length === 2,
     { timeoutMs: 5_000, what: 'r2 in the room after RemoteSocket.join' });
+});
+
+test('adapter.allRooms() in the Node process includes sio-edge rooms; a SOCKETS request gets their ids', async () => {
+  const { room, recs: [r1, r2] } = await usersInRoom(2, 1);
+  const adapter = nodeIo.of('/').adapter;
+  // Unanswered, both would reject after requestsTimeout (the adapter waits for every subscriber).
+  const rooms = await adapter.allRooms();
+  for (const expected of [room, r1.socket.id, r2.socket.id, `user:${r1.user}`]) {
+    assert.ok(rooms.has(expected), `allRooms() has ${expected}`);
+  }
+  // adapter.sockets() is local in redis-adapter 8; older adapters (socket.io-redis 6) ask every
+  // node with a SOCKETS request (type 0) and read `{requestId, sockets}` answers: send that.
+  const answers = pub.duplicate();
+  answers.on('error', () => { /* reported by the failing wait */ });
+  await answers.connect();
+  try {
+    const got = new Map();
+    await answers.subscribe('socket.io-response#/#', (msg) => {
+      try {
+        const m = JSON.parse(msg);
+        got.set(m.requestId, [...(got.get(m.requestId) ?? []), m]);
+      } catch { /* another node's MessagePack answer */ }
+    });
+    const ask = async (rooms) => {
+      const requestId = uniq('q');
+      await pub.publish(REQUEST_CHANNEL, JSON.stringify({ uid: 'old-adapter', requestId, type: 0, rooms }));
+      // One answer per subscriber of the request channel: sio-edge's and the Node server's.
+      await waitFor(async () => got.get(requestId)?.length === 2,
+        { timeoutMs: 5_000, what: `both answers to ${requestId}` });
+      return got.get(requestId).flatMap((m) => m.sockets);
+    };
+    assert.deepEqual(await ask([room]), [r1.socket.id]);
+    const all = await ask([]);
+    assert.ok(all.includes(r1.socket.id) && all.includes(r2.socket.id), `no rooms: every socket (${all})`);
+  } finally {
+    await answers.quit();
+  }
 });
 
 test('serverSideEmit from the Node process reaches sio-edge; serverSideEmitWithAck gets its answer', async () => {

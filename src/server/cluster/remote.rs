@@ -93,6 +93,15 @@ impl Server {
                 broadcast,
                 ..
             } => return self.on_broadcast_with_ack(&request_id, broadcast),
+            RemoteRequest::AllRooms {
+                nsp, request_id, ..
+            } => return self.answer_all_rooms(&nsp, &request_id),
+            RemoteRequest::Sockets {
+                nsp,
+                request_id,
+                rooms,
+                ..
+            } => return self.answer_sockets(&nsp, &request_id, &rooms),
             RemoteRequest::Other { kind, nsp, .. } => {
                 log::debug!("adapter request type {kind} on {nsp} is not answered");
                 return;
@@ -199,6 +208,28 @@ impl Server {
             })
             .collect();
         self.answer_node(nsp, adapter::encode_fetch_response(request_id, sockets));
+    }
+
+    /// `allRooms()` from a Node node: every room of the namespace here, sid rooms included.
+    fn answer_all_rooms(&mut self, nsp: &str, request_id: &str) {
+        let rooms = match self.sockets.ns(nsp) {
+            Some(ns) => self.sockets.room_names(ns),
+            None => Vec::new(),
+        };
+        let payload = adapter::encode_all_rooms_response(request_id, &rooms);
+        self.answer_node(nsp, payload);
+    }
+
+    /// `sockets(rooms)` from a Node node: the ids of our sockets in any of `rooms`.
+    fn answer_sockets(&mut self, nsp: &str, request_id: &str, rooms: &[String]) {
+        let selected = self.select_remote(nsp, rooms, &[]);
+        let ids: Vec<&str> = selected
+            .iter()
+            .filter_map(|&sock| self.sockets.get(sock))
+            .map(|s| s.id.as_str())
+            .collect();
+        let payload = adapter::encode_sockets_response(request_id, &ids);
+        self.answer_node(nsp, payload);
     }
 
     /// `serverSideEmit(event, ...args)` from a Node node. sio-edge runs no server-side

@@ -240,6 +240,17 @@ impl Sockets {
         }
     }
 
+    /// Every room of namespace `ns` with a member, each socket's id room included.
+    pub fn room_names(&self, ns: usize) -> Vec<&str> {
+        let named = self.namespaces[ns].rooms.keys().map(String::as_str);
+        let ids = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.ns == ns)
+            .map(|(_, s)| s.id.as_str());
+        named.chain(ids).collect()
+    }
+
     /// How many sockets are in `room` of namespace `ns` (sid rooms not counted).
     pub fn room_len(&self, ns: usize, room: &str) -> usize {
         self.namespaces[ns].rooms.get(room).map_or(0, Members::len)
