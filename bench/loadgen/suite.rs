@@ -72,6 +72,54 @@ fn edge_extra_args() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The program, arguments and environment that start server `name`.
+type Launch<'a> = (PathBuf, Vec<String>, Vec<(&'a str, String)>);
+
+fn launch<'a>(
+    name: &str,
+    paths: &ServerPaths,
+    host: IpAddr,
+    extra: &[String],
+) -> Result<Launch<'a>, String> {
+    let peer_env = || {
+        vec![
+            ("PORT", "0".into()),
+            ("HOST", host.to_string()),
+            ("BENCH_API_KEY", paths.api_key.clone()),
+        ]
+    };
+    Ok(match name {
+        "sio-edge" | "sio-edge-prod" => {
+            let profile: Vec<String> = if name == "sio-edge" {
+                vec!["--bench".into()]
+            } else {
+                vec!["--jwt-secret".into(), PROD_SECRET.into()]
+            };
+            let common = ["--host", &host.to_string(), "--port", "0"]
+                .into_iter()
+                .chain(["--internal-api-key", &paths.api_key, "--log", "warn"])
+                .map(str::to_owned)
+                .collect();
+            let args = [
+                profile,
+                extra.to_vec(),
+                paths.sio_edge_args.clone(),
+                common,
+                edge_extra_args(),
+            ]
+            .concat();
+            (paths.sio_edge_bin.clone(), args, vec![])
+        }
+        "node" => (
+            "node".into(),
+            vec![paths.node_script.display().to_string()],
+            peer_env(),
+        ),
+        "socketioxide" => (paths.socketioxide_bin.clone(), vec![], peer_env()),
+        other => return Err(format!("unknown server {other:?} (known: {KNOWN:?})")),
+    })
+}
+
 /// Starts `name` on an ephemeral port, pinned to `cpu` (empty: not pinned), listening on
 /// `host`, with `extra` arguments for sio-edge; its stderr goes to `log`.
 ///
@@ -85,52 +133,7 @@ pub fn start(
     log: &Path,
     extra: &[String],
 ) -> Result<Running, String> {
-    let (prog, args, env): (PathBuf, Vec<String>, Vec<(&str, String)>) = match name {
-        "sio-edge" | "sio-edge-prod" => (
-            paths.sio_edge_bin.clone(),
-            [
-                if name == "sio-edge" {
-                    vec!["--bench".into()]
-                } else {
-                    vec!["--jwt-secret".into(), PROD_SECRET.into()]
-                },
-                extra.to_vec(),
-                paths.sio_edge_args.clone(),
-                vec![
-                    "--host".into(),
-                    host.to_string(),
-                    "--port".into(),
-                    "0".into(),
-                    "--internal-api-key".into(),
-                    paths.api_key.clone(),
-                    "--log".into(),
-                    "warn".into(),
-                ],
-                edge_extra_args(),
-            ]
-            .concat(),
-            vec![],
-        ),
-        "node" => (
-            "node".into(),
-            vec![paths.node_script.display().to_string()],
-            vec![
-                ("PORT", "0".into()),
-                ("HOST", host.to_string()),
-                ("BENCH_API_KEY", paths.api_key.clone()),
-            ],
-        ),
-        "socketioxide" => (
-            paths.socketioxide_bin.clone(),
-            vec![],
-            vec![
-                ("PORT", "0".into()),
-                ("HOST", host.to_string()),
-                ("BENCH_API_KEY", paths.api_key.clone()),
-            ],
-        ),
-        other => return Err(format!("unknown server {other:?} (known: {KNOWN:?})")),
-    };
+    let (prog, args, env) = launch(name, paths, host, extra)?;
     let mut cmd = if cpu.is_empty() {
         Command::new(&prog)
     } else {
@@ -164,13 +167,24 @@ pub fn start(
             }
         }
     });
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut running = Running {
+    let running = Running {
         child,
         pid,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         banner: String::new(),
     };
+    let what = format!("{name} ({})", prog.display());
+    await_banner(running, &rx, &what, log)
+}
+
+/// Waits for the server's `listening on <addr>` line and takes its address from it.
+fn await_banner(
+    mut running: Running,
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    log: &Path,
+) -> Result<Running, String> {
+    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -179,7 +193,7 @@ pub fn start(
                     let addr = line[at + 13..].split_whitespace().next().unwrap_or("");
                     let mut addr: SocketAddr = addr
                         .parse()
-                        .map_err(|_| format!("{name}: cannot parse the address in {line:?}"))?;
+                        .map_err(|_| format!("{what}: cannot parse the address in {line:?}"))?;
                     if addr.ip().is_unspecified() {
                         addr.set_ip(IpAddr::from([127, 0, 0, 1]));
                     }
@@ -193,17 +207,15 @@ pub fn start(
                 std::thread::sleep(Duration::from_millis(200));
                 let status = running.child.try_wait().ok().flatten();
                 return Err(format!(
-                    "{name} ({}) closed its stdout without printing `listening on` (exit \
-                     status {status:?}; its stderr is in {})",
-                    prog.display(),
+                    "{what} closed its stdout without printing `listening on` (exit status \
+                     {status:?}; its stderr is in {})",
                     log.display()
                 ));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(format!(
-                    "{name} ({}) printed no `listening on` line within {START_TIMEOUT:?} \
-                     (its stderr is in {})",
-                    prog.display(),
+                    "{what} printed no `listening on` line within {START_TIMEOUT:?} (its \
+                     stderr is in {})",
                     log.display()
                 ));
             }
