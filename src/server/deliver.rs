@@ -158,11 +158,9 @@ impl Server {
                 msg: Rc::clone(&msg),
             });
         }
-        if let (Some(id), true) = (&e.offset, recovery_on) {
-            self.capture_for_recoveries(e.ns, id, &msg, e.all, &rooms, &except);
-        }
         let mut skip: Cow<'_, [String]> = Cow::Borrowed(&e.except);
         if let (Some(id), true) = (&e.offset, recovery_on) {
+            self.capture_for_recoveries(e.ns, id, &msg, e.all, &rooms, &except);
             let replayed = self.replayed_already(e.ns, id);
             if !replayed.is_empty() {
                 skip.to_mut().extend(replayed);

@@ -149,30 +149,13 @@ impl Heartbeats {
     /// being returned.
     pub fn pop_due(&mut self, now: Instant, mut current: impl FnMut(Beat) -> bool) -> Option<Beat> {
         let now_ms = self.ms(now);
-        while let Some(e) = self
-            .deadlines
-            .front()
-            .copied()
-            .filter(|e| e.at_ms <= now_ms)
-        {
-            self.deadlines.pop_front();
-            let beat = Beat::PongDeadline {
-                session: e.session as usize,
-                gen: e.gen,
-            };
-            if current(beat) {
-                return Some(beat);
-            }
+        let deadline = |session, gen| Beat::PongDeadline { session, gen };
+        if let Some(beat) = pop_passed(&mut self.deadlines, now_ms, deadline, &mut current) {
+            return Some(beat);
         }
-        while let Some(e) = self.connects.front().copied().filter(|e| e.at_ms <= now_ms) {
-            self.connects.pop_front();
-            let beat = Beat::ConnectTimeout {
-                session: e.session as usize,
-                gen: e.gen,
-            };
-            if current(beat) {
-                return Some(beat);
-            }
+        let connect = |session, gen| Beat::ConnectTimeout { session, gen };
+        if let Some(beat) = pop_passed(&mut self.connects, now_ms, connect, &mut current) {
+            return Some(beat);
         }
         let tick_end = (now_ms / self.tick + 1) * self.tick;
         while let Some(e) = self.pings.front().copied().filter(|e| e.at_ms < tick_end) {
@@ -204,6 +187,23 @@ impl Heartbeats {
     pub fn len(&self) -> usize {
         self.pings.len() + self.deadlines.len() + self.connects.len()
     }
+}
+
+/// Pops the entries of `q` whose time has passed by `now_ms` until one is still current.
+fn pop_passed(
+    q: &mut VecDeque<Entry>,
+    now_ms: u64,
+    beat: impl Fn(usize, u32) -> Beat,
+    current: &mut impl FnMut(Beat) -> bool,
+) -> Option<Beat> {
+    while let Some(e) = q.front().copied().filter(|e| e.at_ms <= now_ms) {
+        q.pop_front();
+        let b = beat(e.session as usize, e.gen);
+        if current(b) {
+            return Some(b);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
