@@ -48,6 +48,8 @@ pub struct Metrics {
     pub refused_events: u64,
     pub abuse_disconnects: u64,
     pub notifications_queued: u64,
+    /// Broadcasts not kept for recovery because no socket could be owed them.
+    pub recovery_unowed: u64,
 }
 
 pub const FANOUT_BOUNDS: [u64; 5] = [1, 10, 100, 1000, 10_000];

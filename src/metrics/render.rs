@@ -46,7 +46,7 @@ enum Value<'a> {
 
 /// Every metric, in the order `/metrics` shows them.
 #[rustfmt::skip]
-fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 45] {
+fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static str, Value<'a>); 46] {
     let namespaces = g.sockets_by_namespace.iter().map(|(ns, n)| (ns.as_str(), *n)).collect();
     let transports = vec![("websocket", g.websocket_connections), ("polling", g.polling_sessions)];
     [
@@ -93,6 +93,7 @@ fn table<'a>(m: &'a Metrics, g: &'a Gauges) -> [(&'static str, Kind, &'static st
         ("sio_mailbox_dropped_total", Counter, "Offline notifications dropped (box full or expired).", One(g.mailbox_dropped)),
         ("sio_outbox_queued", Gauge, "Client events waiting in the outbox.", One(g.outbox_queued)),
         ("sio_outbox_dropped_total", Counter, "Outbox events dropped because nobody drained it.", One(g.outbox_dropped)),
+        ("sio_recovery_unowed_total", Counter, "Broadcasts not kept for recovery: they selected no socket and no saved session is in their rooms.", One(m.recovery_unowed)),
         ("sio_recovery_packets", Gauge, "Broadcasts kept for connection state recovery.", One(g.recovery_packets)),
         ("sio_recovery_sessions", Gauge, "Disconnected sockets waiting to be recovered.", One(g.recovery_sessions)),
     ]

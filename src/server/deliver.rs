@@ -9,9 +9,11 @@
 //!    read from Kafka is logged and published by one script and delivered when the logged
 //!    copy comes back (its entry id is its offset on every node); else
 //! 4. publishes it for the other nodes (unless it is local or came from one);
-//! 5. gives it an in-process recovery offset and keeps it for replay (unless volatile, logged
-//!    in Redis, or recovery is off);
-//! 6. encodes it once and queues the same buffer on every selected recipient.
+//! 5. gives it an in-process recovery offset (unless volatile, logged in Redis, or recovery
+//!    is off);
+//! 6. encodes it once and queues the same buffer on every selected recipient;
+//! 7. keeps it for replay if some socket could be owed it (one was selected, or a saved
+//!    session is in its rooms).
 //!
 //! Arguments are borrowed all the way: nothing is cloned to publish, log or encode.
 
@@ -111,7 +113,7 @@ impl Server {
         }
         let mut except: Cow<'_, [String]> = Cow::Borrowed(&e.except);
         if let Some(id) = e.except_socket.and_then(|x| self.sockets.get(x)) {
-            except.to_mut().push(id.id.clone());
+            except.to_mut().push(id.id.to_string());
         }
         let recovery_on = !self.config.recovery_window.is_zero();
         if recovery_on && !e.volatile && e.offset.is_none() && self.log_ready() {
@@ -147,17 +149,6 @@ impl Server {
             tail.as_ref(),
             e.attachments.clone(),
         ));
-        if let Some(offset) = local_offset {
-            self.stores.recovery.store(crate::store::recovery::Stored {
-                offset,
-                ns: e.ns,
-                all: e.all,
-                rooms: rooms.to_vec(),
-                except: except.to_vec(),
-                at: std::time::Instant::now(),
-                msg: Rc::clone(&msg),
-            });
-        }
         let mut skip: Cow<'_, [String]> = Cow::Borrowed(&e.except);
         if let (Some(id), true) = (&e.offset, recovery_on) {
             self.capture_for_recoveries(e.ns, id, &msg, e.all, &rooms, &except);
@@ -173,7 +164,27 @@ impl Server {
             volatile: e.volatile,
             all: e.all,
         };
-        self.send_to(e.ns, &msg, &target)
+        let (selected, delivered) = self.fan_out(e.ns, &msg, &target);
+        // Kept for replay unless nobody could be owed it: it selected no socket here (each
+        // selected one may lose it with its transport) and no saved session is in its rooms.
+        // A connect's `user:online` to a user nobody follows is the common case: ~400 bytes
+        // per connect for the window otherwise.
+        if let Some(offset) = local_offset {
+            if selected > 0 || self.stores.recovery.may_owe(e.ns, e.all, &rooms) {
+                self.stores.recovery.store(crate::store::recovery::Stored {
+                    offset,
+                    ns: e.ns,
+                    all: e.all,
+                    rooms: rooms.to_vec(),
+                    except: except.to_vec(),
+                    at: std::time::Instant::now(),
+                    msg: Rc::clone(&msg),
+                });
+            } else {
+                self.metrics.recovery_unowed += 1;
+            }
+        }
+        delivered
     }
 
     /// How many sockets here `e` selects (the answer of `POST /api/emit` whose delivery waits
@@ -194,8 +205,9 @@ impl Server {
         n
     }
 
-    /// Queues an encoded message on every socket `t` selects in namespace `ns`.
-    pub(crate) fn send_to(&mut self, ns: usize, msg: &Rc<Outbound>, t: &Target<'_>) -> usize {
+    /// Queues an encoded message on every socket `t` selects in namespace `ns`; returns how
+    /// many were selected and for how many it was queued.
+    fn fan_out(&mut self, ns: usize, msg: &Rc<Outbound>, t: &Target<'_>) -> (usize, usize) {
         let mut recipients = self.sockets.take_scratch();
         let (engine, io) = (&self.engine, &self.io);
         let behind = |session: usize| engine.backlog(session, io) > VOLATILE_BACKLOG;
@@ -210,8 +222,9 @@ impl Server {
             }
         }
         self.metrics.record_fanout(delivered as u64);
+        let selected = recipients.len();
         self.sockets.put_scratch(recipients);
-        delivered
+        (selected, delivered)
     }
 
     /// Hooks of events that come from the platform (API, Kafka).

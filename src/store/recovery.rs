@@ -38,6 +38,11 @@ pub struct Saved {
 pub struct Recovery {
     packets: VecDeque<Stored>,
     sessions: HashMap<String, Saved>,
+    /// What the saved sessions could be replayed: how many are in each room (their sid room
+    /// among them) and in each namespace. A broadcast that selects no live socket and none of
+    /// these is not kept: nobody could ever be owed it.
+    saved_rooms: HashMap<Box<str>, u32>,
+    saved_ns: HashMap<usize, u32>,
     next_offset: u64,
     window: Duration,
     max_packets: usize,
@@ -53,6 +58,8 @@ impl Recovery {
         Recovery {
             packets: VecDeque::new(),
             sessions: HashMap::new(),
+            saved_rooms: HashMap::new(),
+            saved_ns: HashMap::new(),
             next_offset: 1,
             window,
             max_packets,
@@ -85,7 +92,30 @@ impl Recovery {
     }
 
     pub fn save(&mut self, pid: String, s: Saved) {
-        self.sessions.insert(pid, s);
+        self.count(&s, true);
+        if let Some(old) = self.sessions.insert(pid, s) {
+            self.count(&old, false);
+        }
+    }
+
+    /// Adds a saved session to the room and namespace counts, or takes it out.
+    fn count(&mut self, s: &Saved, add: bool) {
+        count_saved(&mut self.saved_rooms, &mut self.saved_ns, s, add);
+    }
+
+    /// Whether a saved session could be owed a broadcast to `rooms` (or to all of namespace
+    /// `ns`): one of them is in one of the rooms, or in the namespace. Rooms of every
+    /// namespace count (a superset is safe).
+    pub fn may_owe(&self, ns: usize, all: bool, rooms: &[String]) -> bool {
+        if self.sessions.is_empty() {
+            return false;
+        }
+        if all {
+            return self.saved_ns.contains_key(&ns);
+        }
+        rooms
+            .iter()
+            .any(|r| self.saved_rooms.contains_key(r.as_str()))
     }
 
     /// Removes and returns the saved socket for `pid` if it is in namespace `ns` and within
@@ -95,7 +125,9 @@ impl Recovery {
         if saved.ns != ns || now.duration_since(saved.at) > self.window {
             return None;
         }
-        self.sessions.remove(pid)
+        let s = self.sessions.remove(pid)?;
+        self.count(&s, false);
+        Some(s)
     }
 
     /// Whether broadcasts after `after` are all still kept.
@@ -136,8 +168,14 @@ impl Recovery {
             }
         }
         let window = self.window;
-        self.sessions
-            .retain(|_, s| now.duration_since(s.at) <= window);
+        let (rooms, namespaces) = (&mut self.saved_rooms, &mut self.saved_ns);
+        self.sessions.retain(|_, s| {
+            let keep = now.duration_since(s.at) <= window;
+            if !keep {
+                count_saved(rooms, namespaces, s, false);
+            }
+            keep
+        });
     }
 
     pub fn stored(&self) -> usize {
@@ -146,6 +184,32 @@ impl Recovery {
 
     pub fn saved(&self) -> usize {
         self.sessions.len()
+    }
+}
+
+/// Adds `s` (its rooms, its sid room and its namespace) to the counts, or takes it out.
+fn count_saved(
+    rooms: &mut HashMap<Box<str>, u32>,
+    ns: &mut HashMap<usize, u32>,
+    s: &Saved,
+    add: bool,
+) {
+    fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, u32>, k: K, add: bool) {
+        if add {
+            *m.entry(k).or_insert(0) += 1;
+        } else if let std::collections::hash_map::Entry::Occupied(mut e) = m.entry(k) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+    for r in s.rooms.iter().chain(std::iter::once(&s.sid)) {
+        bump(rooms, Box::from(r.as_str()), add);
+    }
+    bump(ns, s.ns, add);
+    if rooms.is_empty() && rooms.capacity() > 64 {
+        rooms.shrink_to_fit();
     }
 }
 
@@ -274,6 +338,28 @@ mod tests {
         );
         let own = vec!["a".to_string(), "s1".to_string()];
         assert_eq!(offsets(r.missed(2, 0, &own).unwrap()), vec!["3", "4", "5"]);
+    }
+
+    #[test]
+    fn saved_sessions_are_counted_by_room_and_namespace() {
+        let now = Instant::now();
+        let mut r = Recovery::new(Duration::from_millis(50), 100);
+        let rooms = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!r.may_owe(0, true, &[]), "nothing saved");
+        r.save("p1".into(), saved(&["a"]));
+        r.save("p2".into(), saved(&["a", "b"]));
+        assert!(r.may_owe(0, false, &rooms(&["a"])));
+        assert!(r.may_owe(0, false, &rooms(&["x", "s1"])), "its sid room");
+        assert!(r.may_owe(0, true, &[]));
+        assert!(!r.may_owe(1, true, &[]), "another namespace");
+        assert!(!r.may_owe(0, false, &rooms(&["x"])));
+        r.take("p2", 0, now).unwrap();
+        assert!(!r.may_owe(0, false, &rooms(&["b"])), "p2 was taken");
+        assert!(r.may_owe(0, false, &rooms(&["a"])), "p1 is still saved");
+        r.expire(now + Duration::from_millis(100));
+        assert!(!r.may_owe(0, false, &rooms(&["a", "s1"])), "p1 expired");
+        assert!(!r.may_owe(0, true, &[]));
+        assert!(r.saved_rooms.is_empty() && r.saved_ns.is_empty());
     }
 
     #[test]
