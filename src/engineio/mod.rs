@@ -63,6 +63,19 @@ impl Hash for IdKey {
     }
 }
 
+impl serde::Serialize for IdKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::ops::Deref for IdKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl Borrow<str> for IdKey {
     fn borrow(&self) -> &str {
         self.as_str()

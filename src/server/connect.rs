@@ -211,8 +211,8 @@ impl Server {
                 }
             }
             // Replay only what the rooms it is allowed back into received while it was away.
-            let mut own = self.sockets.get(sock).expect("inserted").rooms.clone();
-            own.push(id.clone());
+            let mut own = self.sockets.get(sock).expect("inserted").room_list();
+            own.push(id.to_string());
             let ns = self.sockets.get(sock).expect("inserted").ns;
             missed = match r.replay {
                 Replay::Local { after } => self
@@ -228,7 +228,7 @@ impl Server {
             self.sockets.user(sock).unwrap_or("anonymous"),
             self.sockets
                 .get(sock)
-                .is_some_and(|x| x.recovered_at.is_some())
+                .is_some_and(|x| x.recovered_at().is_some())
         );
         let reply = match &pid {
             Some(pid) => json!({"sid": id, "pid": pid}),

@@ -165,7 +165,7 @@ impl Server {
         let joined = self
             .sockets
             .get(sock)
-            .map(|x| x.rooms.clone())
+            .map(|x| x.room_list())
             .unwrap_or_default();
         // Its recovery session is written once below, not on every leave.
         self.cluster.rec.removing = Some(sock);
@@ -179,16 +179,16 @@ impl Server {
         if recoverable && !self.config.recovery_window.is_zero() {
             if let Some(pid) = &socket.pid {
                 let saved = crate::store::recovery::Saved {
-                    sid: socket.id.clone(),
+                    sid: socket.id.to_string(),
                     ns: socket.ns,
                     user: socket.user.clone(),
-                    claim_rooms: socket.claim_rooms.clone(),
+                    claim_rooms: socket.claim_rooms().to_vec(),
                     rooms: joined,
                     connected_offset: socket.connected_offset,
                     at: Instant::now(),
                 };
                 self.session_lost(pid, &saved);
-                self.stores.recovery.save(pid.clone(), saved);
+                self.stores.recovery.save(pid.to_string(), saved);
             }
         } else if let Some(pid) = &socket.pid {
             self.session_drop(pid);

@@ -338,9 +338,8 @@ impl Server {
     fn admin_serialize(&self, socket: &Socket) -> Value {
         let sid = self.engine.sid(socket.session);
         let client_id: String = sid.chars().take(CLIENT_ID_LEN).collect();
-        let mut rooms = Vec::with_capacity(socket.rooms.len() + 1);
-        rooms.push(socket.id.clone());
-        rooms.extend(socket.rooms.iter().cloned());
+        let mut rooms = vec![socket.id.to_string()];
+        rooms.extend(socket.room_list());
         let data = match &socket.user {
             Some(u) => json!({ "user": u }),
             None => json!({}),
@@ -455,7 +454,7 @@ impl Server {
             return;
         };
         let nsp = Value::String(self.sockets.ns_name(socket.ns).to_owned());
-        let id = Value::String(socket.id.clone());
+        let id = Value::String(socket.id.to_string());
         let at = Value::String(stats::iso(stats::now_ms()));
         let why = Value::String(reason.to_owned());
         self.admin_emit(
@@ -471,7 +470,7 @@ impl Server {
             return;
         };
         let nsp = Value::String(self.sockets.ns_name(socket.ns).to_owned());
-        let id = Value::String(socket.id.clone());
+        let id = Value::String(socket.id.to_string());
         let at = Value::String(stats::iso(stats::now_ms()));
         let event = if delta > 0 {
             "room_joined"

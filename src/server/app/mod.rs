@@ -273,7 +273,7 @@ impl Server {
             return;
         };
         let calls: Vec<String> = socket
-            .rooms
+            .rooms()
             .iter()
             .filter_map(|r| r.strip_prefix("call:"))
             .map(str::to_owned)

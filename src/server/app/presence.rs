@@ -17,7 +17,7 @@ impl Server {
     /// Conversation and group rooms the socket's user is granted (claims and API).
     fn share_rooms(&self, sock: usize) -> Vec<String> {
         match self.sockets.get(sock) {
-            Some(socket) => self.share_rooms_of(socket.user.as_deref(), &socket.claim_rooms),
+            Some(socket) => self.share_rooms_of(socket.user.as_deref(), socket.claim_rooms()),
             None => Vec::new(),
         }
     }
@@ -131,7 +131,7 @@ impl Server {
         let sock = c.sock;
         let ids = Self::user_ids(&c.p)?;
         let have = self.sockets.get(sock).map_or(0, |x| {
-            x.rooms
+            x.rooms()
                 .iter()
                 .filter(|r| r.starts_with("presence:"))
                 .count()
@@ -174,7 +174,7 @@ impl Server {
         let Some(socket) = self.sockets.get(sock) else {
             return;
         };
-        let (Some(user), cutoff) = (socket.user.clone(), socket.recovered_at) else {
+        let (Some(user), cutoff) = (socket.user.clone(), socket.recovered_at()) else {
             return;
         };
         let now = Instant::now();

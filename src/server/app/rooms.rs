@@ -18,14 +18,13 @@ impl Server {
             return Err(Refusal::forbidden("socket is gone"));
         };
         let user = socket.user.as_deref();
-        grants::may_join(room, user, &socket.claim_rooms, &self.stores.grants).map_err(
-            |d| match d {
-                Denied::Invalid(why) => Refusal::invalid(why),
-                Denied::OtherUser => Refusal::forbidden("another user's room"),
-                Denied::Anonymous => Refusal::forbidden("authentication required"),
-                Denied::NoGrant => Refusal::forbidden(format!("no grant for {room}")),
-            },
-        )
+        grants::may_join(room, user, socket.claim_rooms(), &self.stores.grants).map_err(|d| match d
+        {
+            Denied::Invalid(why) => Refusal::invalid(why),
+            Denied::OtherUser => Refusal::forbidden("another user's room"),
+            Denied::Anonymous => Refusal::forbidden("authentication required"),
+            Denied::NoGrant => Refusal::forbidden(format!("no grant for {room}")),
+        })
     }
 
     pub(super) fn room_join(&mut self, c: &mut Call) -> Outcome {

@@ -169,7 +169,7 @@ impl Server {
     ) -> bool {
         let mut c = cmd("SISMEMBER");
         c.arg(self.cluster.key(&["grants", room])).arg(user);
-        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.to_string()) else {
             return false;
         };
         let then = Pending::Join {
@@ -252,7 +252,7 @@ impl Server {
         cutoff: Option<Instant>,
     ) -> bool {
         let key = self.cluster.key(&["mailbox", user]);
-        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.to_string()) else {
             return false;
         };
         let then = Pending::Mailbox {
@@ -297,7 +297,7 @@ impl Server {
         ack: Option<u64>,
     ) -> bool {
         let q = self.cluster.presence_query(users);
-        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.clone()) else {
+        let Some(socket_id) = self.sockets.get(sock).map(|x| x.id.to_string()) else {
             return false;
         };
         self.cluster.query(

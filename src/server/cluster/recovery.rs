@@ -112,10 +112,10 @@ impl Server {
             self.cluster.key(&["recovery-log", nsp]),
         ];
         let args = [
-            x.id.clone(),
+            x.id.to_string(),
             nsp.to_owned(),
             x.user.clone().unwrap_or_default(),
-            json!(x.rooms).to_string(),
+            json!(x.room_list()).to_string(),
             self.live_ttl_ms().to_string(),
         ];
         self.cluster.write(vec![eval(SESSION_OPEN, &keys, &args)]);
@@ -132,7 +132,7 @@ impl Server {
         let Some(pid) = &x.pid else { return };
         let key = self.session_key(pid);
         let mut h = cmd("HSET");
-        h.arg(&key).arg("r").arg(json!(x.rooms).to_string());
+        h.arg(&key).arg("r").arg(json!(x.room_list()).to_string());
         let mut e = cmd("PEXPIRE");
         e.arg(&key).arg(self.live_ttl_ms());
         self.cluster.write(vec![h, e]);

@@ -204,7 +204,7 @@ impl Server {
                     Some(u) => json!({ "userId": u }),
                     None => json!({}),
                 };
-                adapter::socket_details(&s.id, &s.rooms, handshake_placeholder(), data)
+                adapter::socket_details(&s.id, &s.room_list(), handshake_placeholder(), data)
             })
             .collect();
         self.answer_node(nsp, adapter::encode_fetch_response(request_id, sockets));
@@ -216,6 +216,7 @@ impl Server {
             Some(ns) => self.sockets.room_names(ns),
             None => Vec::new(),
         };
+        let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
         let payload = adapter::encode_all_rooms_response(request_id, &rooms);
         self.answer_node(nsp, payload);
     }
@@ -278,7 +279,10 @@ impl Server {
                 b.attachments.clone(),
             ));
             for sock in self.select_remote(&b.nsp, &b.rooms, &b.except) {
-                let Some((s, sid)) = self.sockets.get(sock).map(|x| (x.session, x.id.clone()))
+                let Some((s, sid)) = self
+                    .sockets
+                    .get(sock)
+                    .map(|x| (x.session, x.id.to_string()))
                 else {
                     continue;
                 };

@@ -2,6 +2,7 @@
 //! function of plain data (rooms, except, flags) to socket keys. No I/O: what a socket's
 //! session and connection are is the business of the parts below.
 
+use crate::engineio::IdKey;
 use crate::store::ratelimit::Buckets;
 use slab::Slab;
 use std::collections::{HashMap, HashSet};
@@ -11,8 +12,9 @@ use std::time::Instant;
 /// joins, leaves and recovery replay.
 pub const MAX_ROOMS_PER_SOCKET: usize = 1000;
 
-/// A namespace and its rooms. Sid rooms are implicit (looked up by id, see `by_id`) so an idle socket
-/// costs no room entry.
+/// A namespace and its rooms. Sid rooms are implicit (looked up by id, see `by_id`) and so
+/// are a user's own rooms (`user:<id>`, see `Sockets::users`), so an idle socket costs no
+/// room entry.
 #[derive(Debug)]
 struct Namespace {
     name: String,
@@ -95,27 +97,76 @@ impl Iterator for MembersIter<'_> {
 /// changed only through `Sockets`' verbs.
 #[derive(Debug)]
 pub struct Socket {
-    pub id: String,
+    /// Inline: a minted id (22 random characters and the slot) needs no heap chunk.
+    pub id: IdKey,
     pub ns: usize,
     pub session: usize,
     /// The authenticated user, `None` for anonymous sockets.
     pub user: Option<String>,
-    /// Rooms joined explicitly (the sid room is implicit).
-    pub rooms: Vec<String>,
+    /// Rooms joined explicitly (the sid room and the own user room are implicit).
+    rooms: Vec<String>,
     /// Last selection that reached (or excluded) this socket; deduplicates overlapping rooms.
     mark: u64,
-    /// Private rooms the token's claims grant.
-    pub claim_rooms: Vec<String>,
-    /// Private id for connection state recovery (when it is on).
-    pub pid: Option<String>,
+    /// Private id for connection state recovery (when it is on); inline like `id`.
+    pub pid: Option<IdKey>,
     /// Recovery offset current when the socket connected.
     pub connected_offset: u64,
-    /// Rate-limit buckets, allocated on the first limited event.
-    buckets: Option<Box<Buckets>>,
-    /// When this socket was recovered: the time its previous transport was lost.
-    pub recovered_at: Option<Instant>,
+    /// What few sockets have, allocated once one of them is set.
+    rare: Option<Box<Rare>>,
     /// Counted in presence (so its disconnect is subtracted exactly once).
     pub presence_counted: bool,
+    /// In its user's own room `user:<id>` (kept in `Sockets::users`, not in `rooms`).
+    in_user_room: bool,
+}
+
+/// A socket's rarely set state, boxed: 8 bytes in every socket instead of 48.
+#[derive(Debug, Default)]
+struct Rare {
+    /// Private rooms the token's claims grant.
+    claim_rooms: Vec<String>,
+    /// When this socket was recovered: the time its previous transport was lost.
+    recovered_at: Option<Instant>,
+    /// Rate-limit buckets, allocated on the first limited event.
+    buckets: Option<Buckets>,
+}
+
+impl Socket {
+    /// Rooms joined explicitly, without the implicit sid and own user rooms.
+    pub fn rooms(&self) -> &[String] {
+        &self.rooms
+    }
+
+    /// Every room it is in but its sid room: [`Socket::rooms`] and its own user room.
+    pub fn room_list(&self) -> Vec<String> {
+        let mut all = Vec::with_capacity(self.rooms.len() + 1);
+        if let Some(u) = self.user.as_deref().filter(|_| self.in_user_room) {
+            all.push(format!("{USER_ROOM}{u}"));
+        }
+        all.extend(self.rooms.iter().cloned());
+        all
+    }
+
+    /// Whether `room` is this socket's own user room (`user:<its user id>`).
+    fn is_own_user_room(&self, room: &str) -> bool {
+        match (room.strip_prefix(USER_ROOM), self.user.as_deref()) {
+            (Some(u), Some(own)) => u == own,
+            _ => false,
+        }
+    }
+
+    /// Private rooms the token's claims grant.
+    pub fn claim_rooms(&self) -> &[String] {
+        self.rare.as_ref().map_or(&[], |r| &r.claim_rooms)
+    }
+
+    /// When this socket was recovered: the time its previous transport was lost.
+    pub fn recovered_at(&self) -> Option<Instant> {
+        self.rare.as_ref().and_then(|r| r.recovered_at)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// What a new socket starts with.
@@ -144,11 +195,20 @@ pub struct Target<'a> {
     pub all: bool,
 }
 
+/// Prefix of a user's own room.
+const USER_ROOM: &str = "user:";
+
 /// Sockets, namespaces and rooms.
 #[derive(Debug)]
 pub struct Sockets {
     namespaces: Vec<Namespace>,
     sockets: Slab<Socket>,
+    /// User id -> the sockets in that user's own room `user:<id>`, of every namespace (the
+    /// namespace is checked per socket, as for sid rooms). One slot per user instead of a
+    /// room entry, the room name twice and a list per socket (~160 bytes per connection).
+    /// Another socket put in `user:<id>` explicitly (the Admin UI, a remote `socketsJoin`) is
+    /// an ordinary member in the namespace's room map.
+    users: HashMap<Box<str>, Members>,
     /// Socket id -> key for the ids that do not name their slot (recovered sockets keep their
     /// old id); a minted id names its slot (`engineio::slot_id`). Every socket is in the room
     /// named by its id.
@@ -171,6 +231,7 @@ impl Sockets {
                 })
                 .collect(),
             sockets: Slab::with_capacity(1024),
+            users: HashMap::new(),
             foreign: HashMap::new(),
             seq: 0,
             scratch: Vec::new(),
@@ -197,7 +258,16 @@ impl Sockets {
 
     /// Rooms with members, over all namespaces.
     pub fn room_count(&self) -> usize {
-        self.namespaces.iter().map(|n| n.rooms.len()).sum()
+        let named: usize = self.namespaces.iter().map(|n| n.rooms.len()).sum();
+        let implicit = self
+            .users
+            .iter()
+            .filter(|(u, _)| {
+                let room = format!("{USER_ROOM}{u}");
+                !self.namespaces.iter().any(|n| n.rooms.contains_key(&room))
+            })
+            .count();
+        named + implicit
     }
 
     /// Every socket with its key.
@@ -211,7 +281,7 @@ impl Sockets {
 
     /// Whether `sock` is still the socket with id `id` (a reply that arrives later checks it).
     pub fn is(&self, sock: usize, id: &str) -> bool {
-        self.get(sock).is_some_and(|s| s.id == id)
+        self.get(sock).is_some_and(|s| s.id.as_str() == id)
     }
 
     /// The socket with id `id`.
@@ -224,36 +294,61 @@ impl Sockets {
     }
 
     pub fn in_room(&self, sock: usize, room: &str) -> bool {
-        self.get(sock)
-            .is_some_and(|s| s.rooms.iter().any(|r| r == room))
+        self.get(sock).is_some_and(|s| {
+            (s.in_user_room && s.is_own_user_room(room)) || s.rooms.iter().any(|r| r == room)
+        })
     }
 
-    /// Members of `room` in namespace `ns` (sid rooms included).
+    /// Members of `room` in namespace `ns` (sid and user rooms included), in key order.
     pub fn members(&self, ns: usize, room: &str) -> Vec<usize> {
-        match self.namespaces[ns].rooms.get(room) {
+        let mut out: Vec<usize> = match self.namespaces[ns].rooms.get(room) {
             Some(m) => m.iter().collect(),
             None => self
                 .by_id(room)
                 .filter(|&s| self.sockets[s].ns == ns)
                 .into_iter()
                 .collect(),
-        }
+        };
+        out.extend(self.user_room(ns, room));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The sockets of namespace `ns` in `room` as their own user room.
+    fn user_room(&self, ns: usize, room: &str) -> impl Iterator<Item = usize> + '_ {
+        room.strip_prefix(USER_ROOM)
+            .and_then(|u| self.users.get(u))
+            .into_iter()
+            .flat_map(Members::iter)
+            .filter(move |&m| self.sockets.get(m).is_some_and(|s| s.ns == ns))
     }
 
     /// Every room of namespace `ns` with a member, each socket's id room included.
-    pub fn room_names(&self, ns: usize) -> Vec<&str> {
-        let named = self.namespaces[ns].rooms.keys().map(String::as_str);
-        let ids = self
-            .sockets
-            .iter()
-            .filter(|(_, s)| s.ns == ns)
-            .map(|(_, s)| s.id.as_str());
-        named.chain(ids).collect()
+    pub fn room_names(&self, ns: usize) -> Vec<String> {
+        let mut names: Vec<String> = self.namespaces[ns].rooms.keys().cloned().collect();
+        for (u, m) in &self.users {
+            let room = format!("{USER_ROOM}{u}");
+            let here = m
+                .iter()
+                .any(|x| self.sockets.get(x).is_some_and(|s| s.ns == ns));
+            if here && !self.namespaces[ns].rooms.contains_key(&room) {
+                names.push(room);
+            }
+        }
+        let ids = self.sockets.iter().filter(|(_, s)| s.ns == ns);
+        names.extend(ids.map(|(_, s)| s.id.to_string()));
+        names
     }
 
     /// How many sockets are in `room` of namespace `ns` (sid rooms not counted).
     pub fn room_len(&self, ns: usize, room: &str) -> usize {
-        self.namespaces[ns].rooms.get(room).map_or(0, Members::len)
+        let named = self.namespaces[ns].rooms.get(room).map_or(0, Members::len);
+        if room.starts_with(USER_ROOM) {
+            // Rare: a user room with explicit members too; count each socket once.
+            return self.members(ns, room).len().max(named);
+        }
+        named
     }
 
     /// Adds a socket to its namespace.
@@ -265,18 +360,23 @@ impl Sockets {
             self.foreign.insert(id.clone(), slot);
         }
         let sock = self.sockets.insert(Socket {
-            id,
+            id: IdKey::new(&id),
             ns,
             session: new.session,
             user: new.user,
             rooms: Vec::new(),
             mark: 0,
-            claim_rooms: new.claim_rooms,
-            pid: new.pid,
+            pid: new.pid.as_deref().map(IdKey::new),
             connected_offset: new.connected_offset,
-            buckets: None,
-            recovered_at: new.recovered_at,
+            rare: (!new.claim_rooms.is_empty() || new.recovered_at.is_some()).then(|| {
+                Box::new(Rare {
+                    claim_rooms: new.claim_rooms,
+                    recovered_at: new.recovered_at,
+                    buckets: None,
+                })
+            }),
             presence_counted: false,
+            in_user_room: false,
         });
         self.namespaces[ns].sockets += 1;
         sock
@@ -285,9 +385,12 @@ impl Sockets {
     /// Removes a socket that has left all its rooms.
     pub fn remove(&mut self, sock: usize) -> Option<Socket> {
         let socket = self.sockets.try_remove(sock)?;
-        debug_assert!(socket.rooms.is_empty(), "leave rooms before removing");
-        if self.foreign.get(&socket.id) == Some(&sock) {
-            self.foreign.remove(&socket.id);
+        debug_assert!(
+            socket.rooms.is_empty() && !socket.in_user_room,
+            "leave rooms before removing"
+        );
+        if self.foreign.get(socket.id.as_str()) == Some(&sock) {
+            self.foreign.remove(socket.id.as_str());
         }
         self.namespaces[socket.ns].sockets -= 1;
         Some(socket)
@@ -297,6 +400,20 @@ impl Sockets {
     /// in already, `None` when it is gone or in [`MAX_ROOMS_PER_SOCKET`] rooms.
     pub fn join(&mut self, sock: usize, room: &str) -> Option<bool> {
         let socket = self.sockets.get_mut(sock)?;
+        if socket.is_own_user_room(room) {
+            if socket.in_user_room {
+                return Some(false);
+            }
+            socket.in_user_room = true;
+            let user = &room[USER_ROOM.len()..];
+            match self.users.get_mut(user) {
+                Some(m) => m.insert(sock),
+                None => {
+                    self.users.insert(user.into(), Members::One(sock));
+                }
+            }
+            return Some(true);
+        }
         if socket.rooms.iter().any(|r| r == room) {
             return Some(false);
         }
@@ -321,6 +438,14 @@ impl Sockets {
         let Some(socket) = self.sockets.get_mut(sock) else {
             return false;
         };
+        if socket.in_user_room && socket.is_own_user_room(room) {
+            socket.in_user_room = false;
+            let user = &room[USER_ROOM.len()..];
+            if self.users.get_mut(user).is_some_and(|m| m.remove(sock)) {
+                self.users.remove(user);
+            }
+            return true;
+        }
         let Some(i) = socket.rooms.iter().position(|r| r == room) else {
             return false;
         };
@@ -341,14 +466,16 @@ impl Sockets {
     /// The claim stops counting for this socket (its grant was revoked).
     pub fn drop_claim(&mut self, sock: usize, room: &str) {
         if let Some(s) = self.sockets.get_mut(sock) {
-            s.claim_rooms.retain(|r| r != room);
+            if let Some(rare) = &mut s.rare {
+                rare.claim_rooms.retain(|r| r != room);
+            }
         }
     }
 
     /// The socket's rate-limit buckets, allocated on first use.
     pub fn buckets(&mut self, sock: usize, new: impl FnOnce() -> Buckets) -> Option<&mut Buckets> {
         let s = self.sockets.get_mut(sock)?;
-        Some(s.buckets.get_or_insert_with(|| Box::new(new())))
+        Some(s.rare_mut().buckets.get_or_insert_with(new))
     }
 
     /// Lends the reusable recipient list out.
@@ -376,16 +503,22 @@ impl Sockets {
             namespaces,
             sockets,
             foreign,
+            users,
             ..
         } = self;
         let room_map = &namespaces[ns].rooms;
-        // Sid rooms resolve through the id index, restricted to this namespace.
+        // Sid rooms resolve through the id index, user rooms through the user index, both
+        // restricted to this namespace (by `mark`).
+        let own = |r: &str| r.strip_prefix(USER_ROOM).and_then(|u| users.get(u));
         for r in t.except {
             if let Some(members) = room_map.get(r) {
                 members.iter().for_each(|m| {
                     mark(sockets, m, ns, seq);
                 });
             } else if let Some(m) = by_id(sockets, foreign, r) {
+                mark(sockets, m, ns, seq);
+            }
+            for m in own(r).into_iter().flat_map(Members::iter) {
                 mark(sockets, m, ns, seq);
             }
         }
@@ -408,6 +541,9 @@ impl Sockets {
                         out.push(m);
                     }
                 }
+                if let Some(members) = own(r) {
+                    out.extend(members.iter().filter(|&m| mark(sockets, m, ns, seq)));
+                }
             }
         }
         if t.volatile {
@@ -425,7 +561,7 @@ impl Sockets {
 /// The socket with id `id`: the slot the id names, else the table of foreign ids.
 fn by_id(sockets: &Slab<Socket>, foreign: &HashMap<String, usize>, id: &str) -> Option<usize> {
     crate::engineio::slot_of(id)
-        .filter(|&k| sockets.get(k).is_some_and(|s| s.id == id))
+        .filter(|&k| sockets.get(k).is_some_and(|s| s.id.as_str() == id))
         .or_else(|| foreign.get(id).copied())
 }
 

@@ -250,3 +250,79 @@ fn a_room_goes_from_one_member_to_many_and_back_without_losing_anyone() {
     assert_eq!(s.room_len(0, "r3"), 0);
     assert_eq!(s.room_count(), before - 1, "an empty room is dropped");
 }
+
+/// A user's own room lives in the user index, not the room map: it selects, excludes,
+/// counts and lists like any room, per namespace, with an explicit member beside it.
+#[test]
+fn own_user_rooms_are_implicit_and_behave_as_rooms() {
+    let mut s = Sockets::new(&rooms(&["/", "/x"]));
+    let mut add = |id: &str, ns: usize, user: Option<&str>| {
+        s.insert(NewSocket {
+            id: Some(id.into()),
+            ns,
+            session: 1,
+            user: user.map(str::to_owned),
+            claim_rooms: vec![],
+            pid: None,
+            connected_offset: 0,
+            recovered_at: None,
+        })
+    };
+    let a = add("a", 0, Some("u1"));
+    let b = add("b", 0, Some("u1"));
+    let c = add("c", 1, Some("u1"));
+    let d = add("d", 0, Some("u2"));
+    for x in [a, b, c, d] {
+        let own = format!("user:{}", s.user(x).unwrap());
+        assert_eq!(s.join(x, &own), Some(true));
+        assert_eq!(s.join(x, &own), Some(false), "joined once");
+    }
+    assert_eq!(s.room_count(), 2, "user:u1 and user:u2, no room map entry");
+    assert!(s.get(a).unwrap().rooms().is_empty());
+    assert_eq!(s.get(a).unwrap().room_list(), rooms(&["user:u1"]));
+    assert!(s.in_room(a, "user:u1") && !s.in_room(a, "user:u2"));
+    let u1 = rooms(&["user:u1"]);
+    let to_u1 = |s: &mut Sockets, ns| {
+        select(
+            s,
+            ns,
+            Target {
+                rooms: &u1,
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(to_u1(&mut s, 0), vec![a, b], "c is in /x");
+    assert_eq!(to_u1(&mut s, 1), vec![c]);
+    assert_eq!(s.members(0, "user:u1"), vec![a, b]);
+    assert_eq!(s.room_len(0, "user:u1"), 2);
+    // Another user's room joined explicitly (the Admin UI can) is an ordinary member.
+    assert_eq!(s.join(d, "user:u1"), Some(true));
+    assert_eq!(s.members(0, "user:u1"), vec![a, b, d]);
+    assert_eq!(s.room_len(0, "user:u1"), 3);
+    let all = rooms(&["user:u1", "user:u2"]);
+    let got = select(
+        &mut s,
+        0,
+        Target {
+            rooms: &all,
+            except: &u1,
+            ..Default::default()
+        },
+    );
+    assert!(got.is_empty(), "every one of them is in user:u1: {got:?}");
+    let mut names = s.room_names(0);
+    names.sort();
+    assert_eq!(names, rooms(&["a", "b", "d", "user:u1", "user:u2"]));
+    // Leaving: the user index forgets a user with no socket in its room.
+    assert!(s.leave(d, "user:u1") && s.leave(d, "user:u2"));
+    assert!(!s.leave(d, "user:u2"), "left already");
+    assert_eq!(s.room_count(), 1);
+    for x in [a, b, c] {
+        assert!(s.leave(x, "user:u1"));
+        assert!(s.remove(x).is_some());
+    }
+    assert!(s.remove(d).is_some());
+    assert_eq!(s.room_count(), 0);
+    assert!(s.users.is_empty());
+}
