@@ -192,7 +192,7 @@ impl Server {
                 awaiting_pong: false,
                 deadline_ms: u64::MAX,
             },
-            sockets: Vec::new(),
+            sockets: Default::default(),
             partial: None,
             credential: self.credential_of(req).map(Box::new),
             flags: Flags::default(),

@@ -112,7 +112,7 @@ pub struct Session {
     upgrade_conn: Option<usize>,
     heartbeat: Heartbeat,
     /// Socket.IO sockets on this session: (namespace index, socket key).
-    sockets: Vec<(usize, usize)>,
+    sockets: SessionSockets,
     partial: Option<Box<PartialBinary>>,
     /// What the handshake request carried to authenticate with, if anything.
     credential: Option<Box<Credential>>,
@@ -135,6 +135,47 @@ struct Heartbeat {
     /// The next ping's scheduled time plus pingTimeout (ms of the lists' clock): without a
     /// pong by then the session is gone, whenever the deadline entry is looked at.
     deadline_ms: u64,
+}
+
+/// A session's sockets, (namespace index, socket key) pairs. Most sessions connect one
+/// namespace, kept inline: 24 bytes and no heap chunk, where a one-entry `Vec` is 24 and 32.
+#[derive(Debug, Default, Clone)]
+enum SessionSockets {
+    #[default]
+    None,
+    One((usize, usize)),
+    Many(Vec<(usize, usize)>),
+}
+
+impl SessionSockets {
+    fn as_slice(&self) -> &[(usize, usize)] {
+        match self {
+            SessionSockets::None => &[],
+            SessionSockets::One(pair) => std::slice::from_ref(pair),
+            SessionSockets::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, pair: (usize, usize)) {
+        *self = match std::mem::take(self) {
+            SessionSockets::None => SessionSockets::One(pair),
+            SessionSockets::One(first) => SessionSockets::Many(vec![first, pair]),
+            SessionSockets::Many(mut v) => {
+                v.push(pair);
+                SessionSockets::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, sock: usize) {
+        let mut left: Vec<(usize, usize)> = self.as_slice().to_vec();
+        left.retain(|&(_, k)| k != sock);
+        *self = match left.as_slice() {
+            [] => SessionSockets::None,
+            [one] => SessionSockets::One(*one),
+            _ => SessionSockets::Many(left),
+        };
+    }
 }
 
 /// Messages waiting for the next GET (polling transport only), and their payload bytes.
@@ -273,6 +314,7 @@ impl Engine {
     pub fn socket_in(&self, s: usize, ns: usize) -> Option<usize> {
         self.live(s)?
             .sockets
+            .as_slice()
             .iter()
             .find(|&&(n, _)| n == ns)
             .map(|&(_, sock)| sock)
@@ -282,16 +324,12 @@ impl Engine {
     pub fn sockets_of(&self, s: usize) -> Vec<(usize, usize)> {
         self.sessions
             .get(s)
-            .map(|x| x.sockets.clone())
+            .map(|x| x.sockets.as_slice().to_vec())
             .unwrap_or_default()
     }
 
     pub fn add_socket(&mut self, s: usize, ns: usize, sock: usize) {
         if let Some(x) = self.live_mut(s) {
-            // Most sessions connect one namespace: room for one, not the default four.
-            if x.sockets.capacity() == 0 {
-                x.sockets.reserve_exact(1);
-            }
             x.sockets.push((ns, sock));
         }
     }
@@ -299,7 +337,7 @@ impl Engine {
     /// Forgets a socket (and a binary packet it was receiving).
     pub fn remove_socket(&mut self, s: usize, sock: usize) {
         if let Some(x) = self.sessions.get_mut(s) {
-            x.sockets.retain(|&(_, k)| k != sock);
+            x.sockets.remove(sock);
             if x.partial.as_ref().is_some_and(|p| p.socket == sock) {
                 x.partial = None;
             }
@@ -438,9 +476,9 @@ impl Engine {
             Beat::Ping { session, gen } | Beat::PongDeadline { session, gen } => sessions
                 .get(session)
                 .is_some_and(|x| !x.flags.closing && x.heartbeat.gen == gen),
-            Beat::ConnectTimeout { session, gen } => sessions
-                .get(session)
-                .is_some_and(|x| !x.flags.closing && x.uid as u32 == gen && x.sockets.is_empty()),
+            Beat::ConnectTimeout { session, gen } => sessions.get(session).is_some_and(|x| {
+                !x.flags.closing && x.uid as u32 == gen && x.sockets.as_slice().is_empty()
+            }),
         })?;
         if let Beat::Ping { session, .. } = beat {
             self.sessions[session].heartbeat.awaiting_pong = true;

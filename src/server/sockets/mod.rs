@@ -417,7 +417,8 @@ impl Sockets {
         if socket.rooms.iter().any(|r| r == room) {
             return Some(false);
         }
-        if socket.rooms.len() >= MAX_ROOMS_PER_SOCKET {
+        // The own user room counts, as it did when it was kept in `rooms`.
+        if socket.rooms.len() + usize::from(socket.in_user_room) >= MAX_ROOMS_PER_SOCKET {
             return None;
         }
         if socket.rooms.capacity() == 0 {

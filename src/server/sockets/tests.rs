@@ -326,3 +326,26 @@ fn own_user_rooms_are_implicit_and_behave_as_rooms() {
     assert_eq!(s.room_count(), 0);
     assert!(s.users.is_empty());
 }
+
+/// The own user room counts toward the room limit, as when it was an ordinary room.
+#[test]
+fn the_own_user_room_counts_toward_the_room_limit() {
+    let mut s = Sockets::new(&rooms(&["/"]));
+    let a = s.insert(NewSocket {
+        id: None,
+        ns: 0,
+        session: 1,
+        user: Some("u1".into()),
+        claim_rooms: vec![],
+        pid: None,
+        connected_offset: 0,
+        recovered_at: None,
+    });
+    assert_eq!(s.join(a, "user:u1"), Some(true));
+    for i in 1..MAX_ROOMS_PER_SOCKET {
+        assert_eq!(s.join(a, &format!("x{i}")), Some(true));
+    }
+    assert_eq!(s.join(a, "one-too-many"), None);
+    assert!(s.leave(a, "user:u1"));
+    assert_eq!(s.join(a, "now-there-is-room"), Some(true));
+}
