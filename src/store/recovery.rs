@@ -44,6 +44,10 @@ pub struct Recovery {
     saved_rooms: HashMap<Box<str>, u32>,
     saved_ns: HashMap<usize, u32>,
     next_offset: u64,
+    /// The newest offset dropped from the log (by the window or the caps): a socket that has
+    /// seen it can still be recovered faithfully. Offsets never stored (nobody could be owed
+    /// them) leave gaps that do not count.
+    lost_upto: u64,
     window: Duration,
     max_packets: usize,
     /// Payload bytes of the kept packets, bounded by [`MAX_BYTES`].
@@ -61,6 +65,7 @@ impl Recovery {
             saved_rooms: HashMap::new(),
             saved_ns: HashMap::new(),
             next_offset: 1,
+            lost_upto: 0,
             window,
             max_packets,
             bytes: 0,
@@ -87,6 +92,7 @@ impl Recovery {
         {
             if let Some(old) = self.packets.pop_front() {
                 self.bytes -= old.msg.payload_len();
+                self.lost_upto = old.offset;
             }
         }
     }
@@ -130,10 +136,9 @@ impl Recovery {
         Some(s)
     }
 
-    /// Whether broadcasts after `after` are all still kept.
+    /// Whether every broadcast after `after` that a socket could be owed is still kept.
     pub fn covers(&self, after: u64) -> bool {
-        let oldest = self.packets.front().map_or(self.next_offset, |p| p.offset);
-        after.saturating_add(1) >= oldest
+        after >= self.lost_upto
     }
 
     /// The broadcasts of namespace `ns` after offset `after` addressed to everyone or to any
@@ -165,6 +170,7 @@ impl Recovery {
         {
             if let Some(old) = self.packets.pop_front() {
                 self.bytes -= old.msg.payload_len();
+                self.lost_upto = old.offset;
             }
         }
         let window = self.window;
@@ -338,6 +344,26 @@ mod tests {
         );
         let own = vec!["a".to_string(), "s1".to_string()];
         assert_eq!(offsets(r.missed(2, 0, &own).unwrap()), vec!["3", "4", "5"]);
+    }
+
+    /// Regression: an offset given to a broadcast that was not kept (nobody could be owed it)
+    /// made the log look as if it had lost entries, and a socket that connected before it
+    /// could not be recovered.
+    #[test]
+    fn offsets_never_stored_do_not_break_coverage() {
+        let mut r = Recovery::new(Duration::from_secs(120), 2);
+        let connected = r.next_offset() - 1;
+        r.allocate(); // a broadcast nobody could be owed: not stored
+        stored(&mut r, 0, false, &["a"], &[]);
+        assert!(r.covers(connected), "the gap is not a loss");
+        assert_eq!(
+            offsets(r.missed(connected, 0, &["a".to_string()]).unwrap()),
+            vec!["2"]
+        );
+        stored(&mut r, 0, false, &["a"], &[]);
+        stored(&mut r, 0, false, &["a"], &[]); // the cap of 2 drops offset 2
+        assert!(!r.covers(connected), "offset 2 was lost");
+        assert!(r.covers(2));
     }
 
     #[test]

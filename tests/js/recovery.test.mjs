@@ -5,7 +5,7 @@
 // deliberate disconnect, an expired window or a grant revoked while down is not recovered into.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { platformSuite, barrier, request, once, waitFor, delay } from './fixture.mjs';
+import { platformSuite, barrier, request, once, waitFor, delay, fetchMetrics, metricSum } from './fixture.mjs';
 
 // A short presence grace so that a dropped user goes offline (and back online) within a test.
 const { api, connectAs, startAnother } = platformSuite('recovery-secret', 'recovery-key', ['--recovery-window', '30000', '--presence-grace', '100']);
@@ -219,4 +219,35 @@ test('a grant revoked while the socket was down is not restored, and the room\'s
   assert.equal(a.count('rc:z', (d) => d === 2), 0, 'the room is not restored');
   const r = await request(a.socket, 'message:new', { conversationId: 'rc4', text: 'x' });
   assert.deepEqual([r.ok, r.error], [false, 'forbidden']);
+});
+
+test('a broadcast nobody could be owed is not kept for replay; one a saved socket could be owed is', { timeout: 20_000 }, async () => {
+  // A server of its own: no other test's sockets or presence changes move its counters.
+  const { srv, api: own } = await startAnother(['--recovery-window', '30000', '--presence-grace', '100']);
+  try {
+    const kept = async () => {
+      const m = await fetchMetrics(srv.url);
+      return { unowed: metricSum(m, 'sio_recovery_unowed_total'), packets: metricSum(m, 'sio_recovery_packets') };
+    };
+    // No socket in this room and no saved socket was ever in it: nothing to keep.
+    assert.deepEqual(await kept(), { unowed: 0, packets: 0 });
+    assert.equal(await own.emit({ event: 'rc:nobody', data: 1, rooms: ['rc-nobody-room'] }), 0);
+    assert.deepEqual(await kept(), { unowed: 1, packets: 0 }, 'counted, and the log did not grow');
+    // A socket whose transport dropped is saved with its user room: a broadcast to it while
+    // it is away selects nobody here, and is kept (and replayed) all the same.
+    const a = await connectAs('rc-owed', {}, { url: srv.url, ...RECONNECT });
+    const reconnected = once(a.socket, 'connect', 10_000);
+    await dropTransport(a);
+    await waitFor(async () => (await own.emit({ event: 'rc:probe', data: null, users: ['rc-owed'] })) === 0, { timeoutMs: 5000, what: 'server noticed the drop' });
+    const mid = await kept();
+    assert.equal(await own.emit({ event: 'rc:owed', data: { n: 1 }, users: ['rc-owed'] }), 0);
+    assert.equal((await kept()).packets, mid.packets + 1, 'a saved socket could be owed it: kept');
+    await reconnected;
+    assert.equal(a.socket.recovered, true);
+    await barrier(own, [a]);
+    assert.deepEqual(data(a, 'rc:owed'), [{ n: 1 }], 'replayed once');
+    a.socket.disconnect();
+  } finally {
+    await srv.stop();
+  }
 });
