@@ -428,12 +428,36 @@ pub fn scaling(results: &[Value], title: &str) -> Option<String> {
             .filter(|s| !s.points.is_empty())
             .collect()
     };
+    // Marginal bytes per connection between consecutive N (dashed): what one more client
+    // costs, without the fixed part (transient connect buffers) that the per-connection
+    // average spreads over N.
+    let mut rss = series(Some(hb), "rss_per_conn_bytes", 1.0);
+    let marginal: Vec<Series> = rss
+        .iter()
+        .map(|s| Series {
+            name: format!("{} marginal", s.name),
+            color: s.color,
+            dash: "5 3",
+            points: s
+                .points
+                .windows(2)
+                .filter_map(|w| {
+                    let ((i0, r0), (i1, r1)) = (w[0], w[1]);
+                    let (n0, n1) = (xs[i0] as f64, xs[i1] as f64);
+                    let m = (r1 * n1 - r0 * n0) / (n1 - n0);
+                    (m > 0.0).then_some((i1, m))
+                })
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    rss.extend(marginal);
     let mut svg = open_svg(title);
     let panels = [
         (
-            "server RSS per idle connection (heartbeat runs)",
+            "server RSS per idle connection, average and marginal (heartbeat runs)",
             "bytes (log)",
-            series(Some(hb), "rss_per_conn_bytes", 1.0),
+            rss,
         ),
         (
             "server CPU per heartbeat ping",
