@@ -18,6 +18,13 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
     status_kib(pid, "VmRSS:")
 }
 
+/// Resident anonymous memory in KiB (`RssAnon`): heap and stacks, without the binary's code
+/// pages that running new code paths faults in (file-backed, shared, ~1.4 MB for sio-edge's
+/// first connects), which `VmRSS` counts.
+pub fn anon_kib(pid: &str) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
 /// Peak resident set size in KiB (`VmHWM`).
 pub fn hwm_kib(pid: &str) -> Option<u64> {
     status_kib(pid, "VmHWM:")

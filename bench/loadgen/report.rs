@@ -126,6 +126,7 @@ fn columns(scenario: &str) -> Vec<Column> {
                 ("RSS before MiB", "rss_kib.before", 1.0 / 1024.0),
                 ("RSS connected MiB", "rss_kib.connected", 1.0 / 1024.0),
                 ("bytes/conn", "rss_per_conn_bytes", 1.0),
+                ("anon bytes/conn", "anon_per_conn_bytes", 1.0),
                 ("connect N s", "connect.total_s", 1.0),
                 ("connects/s", "connect.per_s", 1.0),
                 ("connect p99 ms", "connect.latency_ms.p99", 1.0),
@@ -140,6 +141,7 @@ fn columns(scenario: &str) -> Vec<Column> {
                 ("server core busy %", "server_core.busy_pct", 1.0),
                 ("server run-queue wait s", "server_runq_wait_s", 1.0),
                 ("bytes/conn", "rss_per_conn_bytes", 1.0),
+                ("anon bytes/conn", "anon_per_conn_bytes", 1.0),
                 ("connect N s", "connect.total_s", 1.0),
             ]
         }
@@ -369,20 +371,22 @@ pub fn summary(r: &Value) -> String {
     }
     if r["scenario"] == json!("heartbeat") {
         return s + &format!(
-            ", {} pings ({}/s), server CPU {} s = {} us/ping, {} bytes/conn",
+            ", {} pings ({}/s), server CPU {} s = {} us/ping, {} bytes/conn ({} anonymous)",
             f(&r["pings"]),
             f(&r["pings_per_s"]),
             f(&r["server_cpu_s"]),
             f(&r["cpu_us_per_ping"]),
-            f(&r["rss_per_conn_bytes"])
+            f(&r["rss_per_conn_bytes"]),
+            f(&r["anon_per_conn_bytes"])
         );
     }
     if r["scenario"] == json!("idle") {
         s += &format!(
-            ", RSS {} -> {} KiB, {} bytes/conn",
+            ", RSS {} -> {} KiB, {} bytes/conn ({} anonymous)",
             f(&r["rss_kib"]["before"]),
             f(&r["rss_kib"]["connected"]),
-            f(&r["rss_per_conn_bytes"])
+            f(&r["rss_per_conn_bytes"]),
+            f(&r["anon_per_conn_bytes"])
         );
         return s;
     }

@@ -206,6 +206,7 @@ fn run_inner(
     }
     d.ctx.token_secret = p.token_secret.as_ref().map(|s| s.as_bytes().to_vec());
     let rss0 = pid_s.and_then(procfs::rss_kib);
+    let anon0 = pid_s.and_then(procfs::anon_kib);
 
     // Connect the population in batches.
     for i in 0..p.clients {
@@ -287,10 +288,16 @@ fn run_inner(
     // Let the server settle (finish accept bookkeeping, GC in Node) before measuring.
     settle(&mut d, Duration::from_millis(500));
     let rss1 = pid_s.and_then(procfs::rss_kib);
+    let anon1 = pid_s.and_then(procfs::anon_kib);
     out["rss_kib"] = json!({"before": rss0, "connected": rss1});
+    let per_conn =
+        |a: u64, b: u64| ((b.saturating_sub(a) * 1024) as f64 / p.clients.max(1) as f64).round();
     if let (Some(a), Some(b)) = (rss0, rss1) {
-        let per = (b.saturating_sub(a) * 1024) as f64 / p.clients.max(1) as f64;
-        out["rss_per_conn_bytes"] = json!(per.round());
+        out["rss_per_conn_bytes"] = json!(per_conn(a, b));
+    }
+    if let (Some(a), Some(b)) = (anon0, anon1) {
+        out["anon_kib"] = json!({"before": a, "connected": b});
+        out["anon_per_conn_bytes"] = json!(per_conn(a, b));
     }
 
     if p.scenario == Scenario::Idle {

@@ -452,10 +452,19 @@ pub fn scaling(results: &[Value], title: &str) -> Option<String> {
         .filter(|s| !s.points.is_empty())
         .collect();
     rss.extend(marginal);
+    rss.extend(
+        series(Some(hb), "anon_per_conn_bytes", 1.0)
+            .into_iter()
+            .map(|s| Series {
+                name: format!("{} anonymous", s.name),
+                dash: "1 3",
+                ..s
+            }),
+    );
     let mut svg = open_svg(title);
     let panels = [
         (
-            "server RSS per idle connection, average and marginal (heartbeat runs)",
+            "server RSS per idle connection: average, marginal, anonymous (heartbeat runs)",
             "bytes (log)",
             rss,
         ),

@@ -256,18 +256,18 @@ impl Sockets {
         self.namespaces.len()
     }
 
-    /// Rooms with members, over all namespaces.
+    /// Rooms with members, over all namespaces (a user's own room once, whatever its namespaces).
     pub fn room_count(&self) -> usize {
         let named: usize = self.namespaces.iter().map(|n| n.rooms.len()).sum();
-        let implicit = self
-            .users
+        // A user room with explicit members too (rare) is counted once, in the room map.
+        let both = self
+            .namespaces
             .iter()
-            .filter(|(u, _)| {
-                let room = format!("{USER_ROOM}{u}");
-                !self.namespaces.iter().any(|n| n.rooms.contains_key(&room))
-            })
+            .flat_map(|n| n.rooms.keys())
+            .filter_map(|r| r.strip_prefix(USER_ROOM))
+            .filter(|u| self.users.contains_key(*u))
             .count();
-        named + implicit
+        named + self.users.len() - both.min(self.users.len())
     }
 
     /// Every socket with its key.
