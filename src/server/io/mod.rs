@@ -7,6 +7,7 @@
 //! dispatched. So no caller ever finds a connection gone under its feet in the middle of a
 //! packet: a connection marked closing simply takes no more output.
 
+mod deadlines;
 mod write;
 
 use super::conn::{Conn, ConnKind, Phase};
@@ -95,6 +96,8 @@ pub struct Io {
     accept_paused: bool,
     next_uid: u64,
     timeouts: Timeouts,
+    /// The phase deadlines, in order (see deadlines.rs).
+    deadlines: deadlines::Deadlines,
     /// SIGTERM/SIGINT as one more registered source.
     signals: Signals,
 }
@@ -138,6 +141,7 @@ impl Io {
             accept_paused: false,
             next_uid: 0,
             timeouts,
+            deadlines: deadlines::Deadlines::default(),
             signals,
         })
     }
@@ -225,6 +229,7 @@ impl Io {
         let key = entry.key();
         let due = Instant::now() + self.timeouts.head;
         entry.insert(Conn::new(stream, due, uid, internal));
+        self.deadlines.arm(Phase::Head, due, key, uid);
         Some(key)
     }
 
@@ -252,15 +257,24 @@ impl Io {
             Phase::Linger => Some(now + LINGER),
             Phase::Session => None,
         };
+        if let Some(at) = conn.deadline {
+            let uid = conn.uid;
+            self.deadlines.arm(phase, at, key, uid);
+        }
     }
 
     /// Connections whose phase deadline has passed, with their phase.
-    pub fn expired(&self, now: Instant) -> Vec<(usize, Phase)> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.closing.is_none() && c.deadline.is_some_and(|d| d <= now))
-            .map(|(k, c)| (k, c.phase))
-            .collect()
+    pub fn expired(&mut self, now: Instant) -> Vec<(usize, Phase)> {
+        let mut out = Vec::new();
+        let conns = &self.conns;
+        self.deadlines.take_due(now, |key, uid, at| {
+            if let Some(c) = conns.get(key) {
+                if c.uid == uid && c.closing.is_none() && c.deadline == Some(at) {
+                    out.push((key, c.phase));
+                }
+            }
+        });
+        out
     }
 
     /// Makes room for a new connection at the limit: the connection without a session whose

@@ -103,8 +103,11 @@ impl Io {
             return;
         }
         conn.phase = Phase::Linger;
-        conn.deadline = Some(Instant::now() + LINGER);
+        let at = Instant::now() + LINGER;
+        conn.deadline = Some(at);
+        let uid = conn.uid;
         let kind = std::mem::replace(&mut conn.kind, ConnKind::Lingering);
+        self.deadlines.arm(Phase::Linger, at, key, uid);
         if !matches!(kind, ConnKind::Http { pending_poll: None }) {
             // A WebSocket or held poll ends here for its session.
             self.lingered.push(Closed {
