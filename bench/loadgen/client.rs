@@ -6,7 +6,7 @@ use crate::stats::{MsgStat, Seen, SeqTrack, Totals};
 use crate::wire::{self, Packet};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a client is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +123,8 @@ pub struct Ctx {
     pub loaded: bool,
     /// Send `bench:join` to room `r<group>` after connecting (chat-rooms).
     pub join_rooms: bool,
+    /// Stamp deliveries with the kernel's receive time (see [`Client::recv`]).
+    pub kernel_timestamps: bool,
     /// Keep each client's Socket.IO id (notify addresses sockets by id).
     pub keep_sids: bool,
     /// The Socket.IO CONNECT packet: `40`, or `40{"token":".."}` for a server that
@@ -151,6 +153,7 @@ impl Ctx {
             connect_under_load: Default::default(),
             loaded: false,
             join_rooms: false,
+            kernel_timestamps: false,
             keep_sids: false,
             connect_packet: b"40".to_vec(),
             token_secret: None,
@@ -291,6 +294,8 @@ pub struct Client {
     pub m: Member,
     /// Unparsed bytes (a frame split across reads, or the upgrade head); usually empty.
     inbuf: Vec<u8>,
+    /// `SO_TIMESTAMPNS` is on for the socket (`Ctx::kernel_timestamps`).
+    timestamps_on: bool,
     /// A fragmented message being reassembled; usually empty.
     frag: Vec<u8>,
     /// The fragmented message is binary (ignored once whole).
@@ -312,6 +317,7 @@ impl Client {
                 ..Member::default()
             },
             inbuf: Vec::new(),
+            timestamps_on: false,
             frag: Vec::new(),
             frag_binary: false,
             out: Vec::new(),
@@ -409,14 +415,13 @@ impl Client {
             return Ok(());
         }
         loop {
-            let n = match self.stream.read(rbuf) {
-                Ok(0) => return Err(Gone::ServerClosed),
-                Ok(n) => n,
+            let (n, now) = match self.recv(rbuf, ctx) {
+                Ok((0, _)) => return Err(Gone::ServerClosed),
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Gone::Io(e.kind())),
             };
-            let now = ctx.now_ns();
             if self.inbuf.is_empty() {
                 let used = self.consume(&rbuf[..n], now, ctx)?;
                 self.inbuf.extend_from_slice(&rbuf[used..n]);
@@ -434,6 +439,57 @@ impl Client {
                 return Ok(());
             }
         }
+    }
+
+    /// Reads into `rbuf`; returns the bytes read and when they arrived, in `ctx` time. With
+    /// `ctx.kernel_timestamps` that is the kernel's receive time of the newest segment read
+    /// (`SO_TIMESTAMPNS`, switched on for the socket on first use), so a load generator
+    /// that was slow to get to the socket does not add its delay to the server's latency;
+    /// otherwise it is now.
+    fn recv(&mut self, rbuf: &mut [u8], ctx: &Ctx) -> io::Result<(usize, u64)> {
+        if !ctx.kernel_timestamps {
+            let n = self.stream.read(rbuf)?;
+            return Ok((n, ctx.now_ns()));
+        }
+        use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+        use std::os::fd::AsRawFd;
+        if !self.timestamps_on {
+            setsockopt(&self.stream, sockopt::ReceiveTimestampns, &true)
+                .map_err(io::Error::from)?;
+            self.timestamps_on = true;
+        }
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [io::IoSliceMut::new(rbuf)];
+        let msg = recvmsg::<()>(
+            self.stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let n = msg.bytes;
+        let (now, real_now) = (ctx.now_ns(), std::time::SystemTime::now());
+        let arrived = msg
+            .cmsgs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+                }
+                _ => None,
+            });
+        // Kernel time is the realtime clock: how long ago it was, taken off our clock.
+        let ago = arrived
+            .and_then(|t| {
+                real_now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .checked_sub(t)
+            })
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok((n, now.saturating_sub(ago)))
     }
 
     /// Handles what `buf` holds; returns the bytes used (the rest waits for more).

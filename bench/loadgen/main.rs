@@ -105,6 +105,11 @@ struct RunCmd {
     /// capacity: seconds of load (default 1; the slowest server drains it for ~45 s)
     #[argh(option, default = "1.0")]
     capacity_duration: f64,
+    /// stamp each delivery with the kernel's receive time of its bytes (SO_TIMESTAMPNS)
+    /// instead of the time the load generator got to read them, so its own stalls
+    /// (preemption, a long batch) do not count as server latency
+    #[argh(switch)]
+    kernel_timestamps: bool,
     /// padding characters per payload; 60 gives ~116-byte frames (default 60)
     #[argh(option, default = "60")]
     pad: usize,
@@ -303,6 +308,7 @@ fn run(r: RunCmd) -> Result<ExitCode, String> {
         capacity_offered: r.capacity_offered,
         capacity_duration: r.capacity_duration,
         pad: r.pad,
+        kernel_timestamps: r.kernel_timestamps,
         batch: r.batch.max(1),
         drain: r.drain,
         api_conns: r.api_conns.max(1),

@@ -91,6 +91,8 @@ pub struct Params {
     pub capacity_duration: f64,
     /// Padding characters in each payload.
     pub pad: usize,
+    /// Deliveries stamped with the kernel's receive time (`--kernel-timestamps`).
+    pub kernel_timestamps: bool,
     /// Handshakes in progress at once while connecting.
     pub batch: u64,
     /// Longest wait for outstanding deliveries after the load, in seconds.
@@ -196,6 +198,7 @@ fn run_inner(
     };
     let mut d = Box::new(Driver::new(target, groups, p.pad).map_err(|e| (e.to_string(), None))?);
     d.ctx.join_rooms = matches!(p.scenario, Scenario::ChatRooms | Scenario::Soak);
+    d.ctx.kernel_timestamps = p.kernel_timestamps;
     if p.scenario == Scenario::Soak {
         d.ctx.bench_group = Some(rooms);
         d.lenient_relaunch = false;
@@ -572,6 +575,8 @@ fn load(p: &Params, d: &mut Driver, pid: Option<&str>, out: &mut Value) {
         0.0
     };
     out["rate"] = json!(rate);
+    // Latencies end at the kernel's receive time rather than the load generator's read.
+    out["kernel_timestamps"] = json!(p.kernel_timestamps);
     out["published"] = json!(published);
     out["load_s"] = json!(round(load_s, 3));
     out["publish_lag_max_ms"] = json!(ms(Duration::from_nanos(lag_max)));
