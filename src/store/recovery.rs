@@ -39,10 +39,13 @@ pub struct Recovery {
     packets: VecDeque<Stored>,
     sessions: HashMap<String, Saved>,
     /// What the saved sessions could be replayed: how many are in each room (their sid room
-    /// among them) and in each namespace. A broadcast that selects no live socket and none of
-    /// these is not kept: nobody could ever be owed it.
-    saved_rooms: HashMap<Box<str>, u32>,
+    /// among them), by a hash of the room name, and in each namespace. A broadcast that
+    /// selects no live socket and none of these is not kept: nobody could ever be owed it.
+    /// Hashes, not names: no allocation per entry (a sid, a user room and the joined rooms
+    /// of every saved socket), and a collision only keeps a broadcast that was not needed.
+    saved_rooms: HashMap<u64, u32>,
     saved_ns: HashMap<usize, u32>,
+    room_hasher: std::collections::hash_map::RandomState,
     next_offset: u64,
     /// The newest offset dropped from the log (by the window or the caps): a socket that has
     /// seen it can still be recovered faithfully. Offsets never stored (nobody could be owed
@@ -64,6 +67,7 @@ impl Recovery {
             sessions: HashMap::new(),
             saved_rooms: HashMap::new(),
             saved_ns: HashMap::new(),
+            room_hasher: Default::default(),
             next_offset: 1,
             lost_upto: 0,
             window,
@@ -106,7 +110,8 @@ impl Recovery {
 
     /// Adds a saved session to the room and namespace counts, or takes it out.
     fn count(&mut self, s: &Saved, add: bool) {
-        count_saved(&mut self.saved_rooms, &mut self.saved_ns, s, add);
+        let hasher = &self.room_hasher;
+        count_saved(&mut self.saved_rooms, &mut self.saved_ns, hasher, s, add);
     }
 
     /// Whether a saved session could be owed a broadcast to `rooms` (or to all of namespace
@@ -119,9 +124,11 @@ impl Recovery {
         if all {
             return self.saved_ns.contains_key(&ns);
         }
-        rooms
-            .iter()
-            .any(|r| self.saved_rooms.contains_key(r.as_str()))
+        use std::hash::BuildHasher;
+        rooms.iter().any(|r| {
+            self.saved_rooms
+                .contains_key(&self.room_hasher.hash_one(r.as_str()))
+        })
     }
 
     /// Removes and returns the saved socket for `pid` if it is in namespace `ns` and within
@@ -175,10 +182,11 @@ impl Recovery {
         }
         let window = self.window;
         let (rooms, namespaces) = (&mut self.saved_rooms, &mut self.saved_ns);
+        let hasher = &self.room_hasher;
         self.sessions.retain(|_, s| {
             let keep = now.duration_since(s.at) <= window;
             if !keep {
-                count_saved(rooms, namespaces, s, false);
+                count_saved(rooms, namespaces, hasher, s, false);
             }
             keep
         });
@@ -195,8 +203,9 @@ impl Recovery {
 
 /// Adds `s` (its rooms, its sid room and its namespace) to the counts, or takes it out.
 fn count_saved(
-    rooms: &mut HashMap<Box<str>, u32>,
+    rooms: &mut HashMap<u64, u32>,
     ns: &mut HashMap<usize, u32>,
+    hasher: &impl std::hash::BuildHasher,
     s: &Saved,
     add: bool,
 ) {
@@ -211,7 +220,7 @@ fn count_saved(
         }
     }
     for r in s.rooms.iter().chain(std::iter::once(&s.sid)) {
-        bump(rooms, Box::from(r.as_str()), add);
+        bump(rooms, hasher.hash_one(r.as_str()), add);
     }
     bump(ns, s.ns, add);
     if rooms.is_empty() && rooms.capacity() > 64 {
