@@ -428,29 +428,8 @@ pub fn scaling(results: &[Value], title: &str) -> Option<String> {
             .filter(|s| !s.points.is_empty())
             .collect()
     };
-    // Marginal bytes per connection between consecutive N (dashed): what one more client
-    // costs, without the fixed part (transient connect buffers) that the per-connection
-    // average spreads over N.
     let mut rss = series(Some(hb), "rss_per_conn_bytes", 1.0);
-    let marginal: Vec<Series> = rss
-        .iter()
-        .map(|s| Series {
-            name: format!("{} marginal", s.name),
-            color: s.color,
-            dash: "5 3",
-            points: s
-                .points
-                .windows(2)
-                .filter_map(|w| {
-                    let ((i0, r0), (i1, r1)) = (w[0], w[1]);
-                    let (n0, n1) = (xs[i0] as f64, xs[i1] as f64);
-                    let m = (r1 * n1 - r0 * n0) / (n1 - n0);
-                    (m > 0.0).then_some((i1, m))
-                })
-                .collect(),
-        })
-        .filter(|s| !s.points.is_empty())
-        .collect();
+    let marginal = marginal_series(&rss, &xs);
     rss.extend(marginal);
     rss.extend(
         series(Some(hb), "anon_per_conn_bytes", 1.0)
@@ -485,6 +464,30 @@ pub fn scaling(results: &[Value], title: &str) -> Option<String> {
     }
     svg.push_str("</svg>\n");
     Some(svg)
+}
+
+/// Marginal bytes per connection between consecutive N (dashed), from the per-connection
+/// averages: what one more client costs, without the fixed part (code pages faulted in by
+/// the first connects) that the average spreads over N.
+fn marginal_series(avg: &[Series], xs: &[u64]) -> Vec<Series> {
+    avg.iter()
+        .map(|s| Series {
+            name: format!("{} marginal", s.name),
+            color: s.color,
+            dash: "5 3",
+            points: s
+                .points
+                .windows(2)
+                .filter_map(|w| {
+                    let ((i0, r0), (i1, r1)) = (w[0], w[1]);
+                    let (n0, n1) = (xs[i0] as f64, xs[i1] as f64);
+                    let m = (r1 * n1 - r0 * n0) / (n1 - n0);
+                    (m > 0.0).then_some((i1, m))
+                })
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
 }
 
 type BTreeCells<'a> = std::collections::BTreeMap<(usize, String, u64), crate::report::Cell<'a>>;

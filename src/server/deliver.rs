@@ -165,26 +165,38 @@ impl Server {
             all: e.all,
         };
         let (selected, delivered) = self.fan_out(e.ns, &msg, &target);
-        // Kept for replay unless nobody could be owed it: it selected no socket here (each
-        // selected one may lose it with its transport) and no saved session is in its rooms.
-        // A connect's `user:online` to a user nobody follows is the common case: ~400 bytes
-        // per connect for the window otherwise.
         if let Some(offset) = local_offset {
-            if selected > 0 || self.stores.recovery.may_owe(e.ns, e.all, &rooms) {
-                self.stores.recovery.store(crate::store::recovery::Stored {
-                    offset,
-                    ns: e.ns,
-                    all: e.all,
-                    rooms: rooms.to_vec(),
-                    except: except.to_vec(),
-                    at: std::time::Instant::now(),
-                    msg: Rc::clone(&msg),
-                });
-            } else {
-                self.metrics.recovery_unowed += 1;
-            }
+            self.keep_for_replay(offset, e, &rooms, &except, &msg, selected > 0);
         }
         delivered
+    }
+
+    /// Keeps a broadcast with an in-process offset for replay, unless nobody could be owed
+    /// it: it selected no socket here (each selected one may lose it with its transport) and
+    /// no saved session is in its rooms. A connect's `user:online` to a user nobody follows
+    /// is the common case: ~400 bytes per connect for the window otherwise.
+    fn keep_for_replay(
+        &mut self,
+        offset: u64,
+        e: &Emit,
+        rooms: &[String],
+        except: &[String],
+        msg: &Rc<Outbound>,
+        selected_any: bool,
+    ) {
+        if !selected_any && !self.stores.recovery.may_owe(e.ns, e.all, rooms) {
+            self.metrics.recovery_unowed += 1;
+            return;
+        }
+        self.stores.recovery.store(crate::store::recovery::Stored {
+            offset,
+            ns: e.ns,
+            all: e.all,
+            rooms: rooms.to_vec(),
+            except: except.to_vec(),
+            at: std::time::Instant::now(),
+            msg: Rc::clone(msg),
+        });
     }
 
     /// How many sockets here `e` selects (the answer of `POST /api/emit` whose delivery waits
