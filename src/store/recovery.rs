@@ -38,14 +38,8 @@ pub struct Saved {
 pub struct Recovery {
     packets: VecDeque<Stored>,
     sessions: HashMap<String, Saved>,
-    /// What the saved sessions could be replayed: how many are in each room (their sid room
-    /// among them), by a hash of the room name, and in each namespace. A broadcast that
-    /// selects no live socket and none of these is not kept: nobody could ever be owed it.
-    /// Hashes, not names: no allocation per entry (a sid, a user room and the joined rooms
-    /// of every saved socket), and a collision only keeps a broadcast that was not needed.
-    saved_rooms: HashMap<u64, u32>,
-    saved_ns: HashMap<usize, u32>,
-    room_hasher: std::collections::hash_map::RandomState,
+    /// Where the saved sessions are: what a broadcast could be owed to.
+    saved: SavedIndex,
     next_offset: u64,
     /// The newest offset dropped from the log (by the window or the caps): a socket that has
     /// seen it can still be recovered faithfully. Offsets never stored (nobody could be owed
@@ -65,9 +59,7 @@ impl Recovery {
         Recovery {
             packets: VecDeque::new(),
             sessions: HashMap::new(),
-            saved_rooms: HashMap::new(),
-            saved_ns: HashMap::new(),
-            room_hasher: Default::default(),
+            saved: SavedIndex::default(),
             next_offset: 1,
             lost_upto: 0,
             window,
@@ -102,33 +94,17 @@ impl Recovery {
     }
 
     pub fn save(&mut self, pid: String, s: Saved) {
-        self.count(&s, true);
+        self.saved.count(&s, true);
         if let Some(old) = self.sessions.insert(pid, s) {
-            self.count(&old, false);
+            self.saved.count(&old, false);
         }
-    }
-
-    /// Adds a saved session to the room and namespace counts, or takes it out.
-    fn count(&mut self, s: &Saved, add: bool) {
-        let hasher = &self.room_hasher;
-        count_saved(&mut self.saved_rooms, &mut self.saved_ns, hasher, s, add);
     }
 
     /// Whether a saved session could be owed a broadcast to `rooms` (or to all of namespace
     /// `ns`): one of them is in one of the rooms, or in the namespace. Rooms of every
     /// namespace count (a superset is safe).
     pub fn may_owe(&self, ns: usize, all: bool, rooms: &[String]) -> bool {
-        if self.sessions.is_empty() {
-            return false;
-        }
-        if all {
-            return self.saved_ns.contains_key(&ns);
-        }
-        use std::hash::BuildHasher;
-        rooms.iter().any(|r| {
-            self.saved_rooms
-                .contains_key(&self.room_hasher.hash_one(r.as_str()))
-        })
+        !self.sessions.is_empty() && self.saved.may_owe(ns, all, rooms)
     }
 
     /// Removes and returns the saved socket for `pid` if it is in namespace `ns` and within
@@ -139,7 +115,7 @@ impl Recovery {
             return None;
         }
         let s = self.sessions.remove(pid)?;
-        self.count(&s, false);
+        self.saved.count(&s, false);
         Some(s)
     }
 
@@ -181,12 +157,11 @@ impl Recovery {
             }
         }
         let window = self.window;
-        let (rooms, namespaces) = (&mut self.saved_rooms, &mut self.saved_ns);
-        let hasher = &self.room_hasher;
+        let saved = &mut self.saved;
         self.sessions.retain(|_, s| {
             let keep = now.duration_since(s.at) <= window;
             if !keep {
-                count_saved(rooms, namespaces, hasher, s, false);
+                saved.count(s, false);
             }
             keep
         });
@@ -201,30 +176,53 @@ impl Recovery {
     }
 }
 
-/// Adds `s` (its rooms, its sid room and its namespace) to the counts, or takes it out.
-fn count_saved(
-    rooms: &mut HashMap<u64, u32>,
-    ns: &mut HashMap<usize, u32>,
-    hasher: &impl std::hash::BuildHasher,
-    s: &Saved,
-    add: bool,
-) {
-    fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, u32>, k: K, add: bool) {
-        if add {
-            *m.entry(k).or_insert(0) += 1;
-        } else if let std::collections::hash_map::Entry::Occupied(mut e) = m.entry(k) {
-            *e.get_mut() -= 1;
-            if *e.get() == 0 {
-                e.remove();
-            }
+/// How many saved sessions are in each room (their sid room among them), by a hash of the
+/// room name, and in each namespace. A broadcast that selects no live socket and none of
+/// these is not kept: nobody could ever be owed it. Hashes, not names: no allocation per
+/// entry (a sid, a user room and the joined rooms of every saved socket), and a collision
+/// only keeps a broadcast that was not needed.
+#[derive(Debug, Default)]
+struct SavedIndex {
+    rooms: HashMap<u64, u32>,
+    namespaces: HashMap<usize, u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl SavedIndex {
+    /// Adds `s` (its rooms, its sid room and its namespace) to the counts, or takes it out.
+    fn count(&mut self, s: &Saved, add: bool) {
+        use std::hash::BuildHasher;
+        for r in s.rooms.iter().chain(std::iter::once(&s.sid)) {
+            bump(&mut self.rooms, self.hasher.hash_one(r.as_str()), add);
+        }
+        bump(&mut self.namespaces, s.ns, add);
+        if self.rooms.is_empty() && self.rooms.capacity() > 64 {
+            self.rooms.shrink_to_fit();
         }
     }
-    for r in s.rooms.iter().chain(std::iter::once(&s.sid)) {
-        bump(rooms, hasher.hash_one(r.as_str()), add);
+
+    /// Whether a saved session is in one of `rooms` (or in namespace `ns`, for `all`). Rooms
+    /// of every namespace count (a superset is safe).
+    fn may_owe(&self, ns: usize, all: bool, rooms: &[String]) -> bool {
+        use std::hash::BuildHasher;
+        if all {
+            return self.namespaces.contains_key(&ns);
+        }
+        rooms
+            .iter()
+            .any(|r| self.rooms.contains_key(&self.hasher.hash_one(r.as_str())))
     }
-    bump(ns, s.ns, add);
-    if rooms.is_empty() && rooms.capacity() > 64 {
-        rooms.shrink_to_fit();
+}
+
+/// Adds one to `k`'s count, or takes one off (forgetting it at zero).
+fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, u32>, k: K, add: bool) {
+    if add {
+        *m.entry(k).or_insert(0) += 1;
+    } else if let std::collections::hash_map::Entry::Occupied(mut e) = m.entry(k) {
+        *e.get_mut() -= 1;
+        if *e.get() == 0 {
+            e.remove();
+        }
     }
 }
 
@@ -394,7 +392,7 @@ mod tests {
         r.expire(now + Duration::from_millis(100));
         assert!(!r.may_owe(0, false, &rooms(&["a", "s1"])), "p1 expired");
         assert!(!r.may_owe(0, true, &[]));
-        assert!(r.saved_rooms.is_empty() && r.saved_ns.is_empty());
+        assert!(r.saved.rooms.is_empty() && r.saved.namespaces.is_empty());
     }
 
     #[test]

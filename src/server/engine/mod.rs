@@ -168,13 +168,16 @@ impl SessionSockets {
     }
 
     fn remove(&mut self, sock: usize) {
-        let mut left: Vec<(usize, usize)> = self.as_slice().to_vec();
-        left.retain(|&(_, k)| k != sock);
-        *self = match left.as_slice() {
-            [] => SessionSockets::None,
-            [one] => SessionSockets::One(*one),
-            _ => SessionSockets::Many(left),
-        };
+        match self {
+            SessionSockets::One((_, k)) if *k == sock => *self = SessionSockets::None,
+            SessionSockets::Many(v) => {
+                v.retain(|&(_, k)| k != sock);
+                if let [one] = v[..] {
+                    *self = SessionSockets::One(one);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -2,11 +2,16 @@
 //! function of plain data (rooms, except, flags) to socket keys. No I/O: what a socket's
 //! session and connection are is the business of the parts below.
 
+mod members;
+mod socket;
+
 use crate::engineio::IdKey;
 use crate::store::ratelimit::Buckets;
+use members::Members;
 use slab::Slab;
-use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+pub use socket::{NewSocket, Socket};
+use socket::{Rare, USER_ROOM};
+use std::collections::HashMap;
 
 /// Rooms one socket may be in (its own id room not counted); bounds memory and the cost of
 /// joins, leaves and recovery replay.
@@ -22,167 +27,6 @@ struct Namespace {
     sockets: usize,
 }
 
-/// A room's members: one socket inline (a user's own room, most of the time: no set
-/// allocated), or a boxed set (so a map slot is 40 bytes, not 72).
-#[derive(Debug)]
-// The box is the point: a set is 48 bytes inline and one-member rooms, the most common, are
-// better off with a 16-byte slot value.
-#[allow(clippy::box_collection)]
-enum Members {
-    One(usize),
-    Many(Box<HashSet<usize>>),
-}
-
-impl Members {
-    fn insert(&mut self, sock: usize) {
-        match self {
-            Members::One(x) if *x == sock => {}
-            Members::One(x) => *self = Members::Many(Box::new(HashSet::from([*x, sock]))),
-            Members::Many(set) => {
-                set.insert(sock);
-            }
-        }
-    }
-
-    /// Removes `sock`; `true` when the room is now empty.
-    fn remove(&mut self, sock: usize) -> bool {
-        match self {
-            Members::One(x) => *x == sock,
-            Members::Many(set) => {
-                set.remove(&sock);
-                match set.iter().next().copied() {
-                    None => true,
-                    Some(last) if set.len() == 1 => {
-                        // Back to the inline form; the set's allocation is freed.
-                        *self = Members::One(last);
-                        false
-                    }
-                    Some(_) => false,
-                }
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Members::One(_) => 1,
-            Members::Many(set) => set.len(),
-        }
-    }
-
-    fn iter(&self) -> MembersIter<'_> {
-        match self {
-            Members::One(x) => MembersIter::One(Some(*x)),
-            Members::Many(set) => MembersIter::Many(set.iter()),
-        }
-    }
-}
-
-enum MembersIter<'a> {
-    One(Option<usize>),
-    Many(std::collections::hash_set::Iter<'a, usize>),
-}
-
-impl Iterator for MembersIter<'_> {
-    type Item = usize;
-    fn next(&mut self) -> Option<usize> {
-        match self {
-            MembersIter::One(x) => x.take(),
-            MembersIter::Many(it) => it.next().copied(),
-        }
-    }
-}
-
-/// One Socket.IO socket: a session connected to a namespace. Read through [`Sockets::get`];
-/// changed only through `Sockets`' verbs.
-#[derive(Debug)]
-pub struct Socket {
-    /// Inline: a minted id (22 random characters and the slot) needs no heap chunk.
-    pub id: IdKey,
-    pub ns: usize,
-    pub session: usize,
-    /// The authenticated user, `None` for anonymous sockets.
-    pub user: Option<String>,
-    /// Rooms joined explicitly (the sid room and the own user room are implicit).
-    rooms: Vec<String>,
-    /// Last selection that reached (or excluded) this socket; deduplicates overlapping rooms.
-    mark: u64,
-    /// Private id for connection state recovery (when it is on); inline like `id`.
-    pub pid: Option<IdKey>,
-    /// Recovery offset current when the socket connected.
-    pub connected_offset: u64,
-    /// What few sockets have, allocated once one of them is set.
-    rare: Option<Box<Rare>>,
-    /// Counted in presence (so its disconnect is subtracted exactly once).
-    pub presence_counted: bool,
-    /// In its user's own room `user:<id>` (kept in `Sockets::users`, not in `rooms`).
-    in_user_room: bool,
-}
-
-/// A socket's rarely set state, boxed: 8 bytes in every socket instead of 48.
-#[derive(Debug, Default)]
-struct Rare {
-    /// Private rooms the token's claims grant.
-    claim_rooms: Vec<String>,
-    /// When this socket was recovered: the time its previous transport was lost.
-    recovered_at: Option<Instant>,
-    /// Rate-limit buckets, allocated on the first limited event.
-    buckets: Option<Buckets>,
-}
-
-impl Socket {
-    /// Rooms joined explicitly, without the implicit sid and own user rooms.
-    pub fn rooms(&self) -> &[String] {
-        &self.rooms
-    }
-
-    /// Every room it is in but its sid room: [`Socket::rooms`] and its own user room.
-    pub fn room_list(&self) -> Vec<String> {
-        let mut all = Vec::with_capacity(self.rooms.len() + 1);
-        if let Some(u) = self.user.as_deref().filter(|_| self.in_user_room) {
-            all.push(format!("{USER_ROOM}{u}"));
-        }
-        all.extend(self.rooms.iter().cloned());
-        all
-    }
-
-    /// Whether `room` is this socket's own user room (`user:<its user id>`).
-    fn is_own_user_room(&self, room: &str) -> bool {
-        match (room.strip_prefix(USER_ROOM), self.user.as_deref()) {
-            (Some(u), Some(own)) => u == own,
-            _ => false,
-        }
-    }
-
-    /// Private rooms the token's claims grant.
-    pub fn claim_rooms(&self) -> &[String] {
-        self.rare.as_ref().map_or(&[], |r| &r.claim_rooms)
-    }
-
-    /// When this socket was recovered: the time its previous transport was lost.
-    pub fn recovered_at(&self) -> Option<Instant> {
-        self.rare.as_ref().and_then(|r| r.recovered_at)
-    }
-
-    fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-}
-
-/// What a new socket starts with.
-#[derive(Debug)]
-pub struct NewSocket {
-    /// The id to keep (a recovered socket's); `None` mints one that names the socket's slot.
-    pub id: Option<String>,
-    pub ns: usize,
-    pub session: usize,
-    pub user: Option<String>,
-    pub claim_rooms: Vec<String>,
-    pub pid: Option<String>,
-    pub connected_offset: u64,
-    pub recovered_at: Option<Instant>,
-}
-
 /// Where a delivery goes, as plain data.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Target<'a> {
@@ -194,9 +38,6 @@ pub struct Target<'a> {
     /// Every socket of the namespace (`io.emit`); `rooms` is then ignored.
     pub all: bool,
 }
-
-/// Prefix of a user's own room.
-const USER_ROOM: &str = "user:";
 
 /// Sockets, namespaces and rooms.
 #[derive(Debug)]
@@ -343,12 +184,11 @@ impl Sockets {
 
     /// How many sockets are in `room` of namespace `ns` (sid rooms not counted).
     pub fn room_len(&self, ns: usize, room: &str) -> usize {
-        let named = self.namespaces[ns].rooms.get(room).map_or(0, Members::len);
         if room.starts_with(USER_ROOM) {
-            // Rare: a user room with explicit members too; count each socket once.
-            return self.members(ns, room).len().max(named);
+            // Implicit members, and perhaps explicit ones too: each socket once.
+            return self.members(ns, room).len();
         }
-        named
+        self.namespaces[ns].rooms.get(room).map_or(0, Members::len)
     }
 
     /// Adds a socket to its namespace.
@@ -405,13 +245,7 @@ impl Sockets {
                 return Some(false);
             }
             socket.in_user_room = true;
-            let user = &room[USER_ROOM.len()..];
-            match self.users.get_mut(user) {
-                Some(m) => m.insert(sock),
-                None => {
-                    self.users.insert(user.into(), Members::One(sock));
-                }
-            }
+            members::add(&mut self.users, &room[USER_ROOM.len()..], sock);
             return Some(true);
         }
         if socket.rooms.iter().any(|r| r == room) {
@@ -426,11 +260,7 @@ impl Sockets {
             socket.rooms.reserve_exact(1);
         }
         socket.rooms.push(room.to_owned());
-        self.namespaces[socket.ns]
-            .rooms
-            .entry(room.to_owned())
-            .and_modify(|m| m.insert(sock))
-            .or_insert(Members::One(sock));
+        members::add(&mut self.namespaces[socket.ns].rooms, room, sock);
         Some(true)
     }
 
@@ -441,20 +271,14 @@ impl Sockets {
         };
         if socket.in_user_room && socket.is_own_user_room(room) {
             socket.in_user_room = false;
-            let user = &room[USER_ROOM.len()..];
-            if self.users.get_mut(user).is_some_and(|m| m.remove(sock)) {
-                self.users.remove(user);
-            }
+            members::remove(&mut self.users, &room[USER_ROOM.len()..], sock);
             return true;
         }
         let Some(i) = socket.rooms.iter().position(|r| r == room) else {
             return false;
         };
         socket.rooms.swap_remove(i);
-        let rooms = &mut self.namespaces[socket.ns].rooms;
-        if rooms.get_mut(room).is_some_and(|m| m.remove(sock)) {
-            rooms.remove(room);
-        }
+        members::remove(&mut self.namespaces[socket.ns].rooms, room, sock);
         true
     }
 
@@ -558,7 +382,6 @@ impl Sockets {
     }
 }
 
-/// Marks socket `m` of namespace `ns` as reached by selection `seq`; `true` the first time.
 /// The socket with id `id`: the slot the id names, else the table of foreign ids.
 fn by_id(sockets: &Slab<Socket>, foreign: &HashMap<String, usize>, id: &str) -> Option<usize> {
     crate::engineio::slot_of(id)
@@ -566,6 +389,7 @@ fn by_id(sockets: &Slab<Socket>, foreign: &HashMap<String, usize>, id: &str) -> 
         .or_else(|| foreign.get(id).copied())
 }
 
+/// Marks socket `m` of namespace `ns` as reached by selection `seq`; `true` the first time.
 fn mark(sockets: &mut Slab<Socket>, m: usize, ns: usize, seq: u64) -> bool {
     match sockets.get_mut(m) {
         Some(s) if s.ns == ns && s.mark != seq => {
